@@ -1,0 +1,31 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="mempamal",
+    version="0.1.0",
+    description="Means for EMbarrassingly PArallel MAchine Learning: "
+    "scikit-learn nested cross-validation as files and commands",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    license="BSD-3-Clause",
+    packages=find_packages(include=["mempamal", "mempamal.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.23",
+        "scipy>=1.9",
+        "scikit-learn>=1.4",
+        "joblib>=1.2",
+        "threadpoolctl>=3.1",
+        "soma-workflow>=3.3",
+    ],
+    extras_require={
+        "dask": ["dask[distributed]>=2023.1"],
+        "test": ["pytest>=7"],
+    },
+    entry_points={"console_scripts": ["mempamal = mempamal.cli:main"]},
+    classifiers=[
+        "License :: OSI Approved :: BSD License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

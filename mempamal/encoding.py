@@ -1,0 +1,440 @@
+"""JSON encoding of estimators, parameter values, grids and scorers.
+
+``encode`` turns what a user puts in an experiment (estimators, grids, scorers)
+into plain JSON; ``decode`` rebuilds it in the worker tasks.  Nothing is ever
+pickled: classes and functions are stored by dotted path, and ``decode`` only
+imports them from an explicit list of trusted top-level packages.
+
+Everything JSON cannot say natively is a dict with exactly one key starting
+with ``"__"`` (the tag).  User dicts whose keys are all str and none starts
+with ``"__"`` stay plain; any other dict is stored as ``{"__dict__": pairs}``,
+so a user dict can never be mistaken for a tagged one.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import io
+import json
+import math
+import sys
+import types
+
+import numpy as np
+
+__all__ = ["DEFAULT_PACKAGES", "DecodingError", "EncodingError", "decode", "encode", "packages_of"]
+
+
+class EncodingError(ValueError):
+    """A value cannot be stored; the message names its path and the fix."""
+
+
+class DecodingError(ValueError):
+    """A document names something that cannot or may not be loaded."""
+
+
+DEFAULT_PACKAGES = frozenset({"sklearn", "numpy", "scipy", "mempamal"})
+
+# Never imported from a document, even if the caller allows them: they run
+# commands, touch files or the network, or load code and pickles.
+_DENIED = frozenset("""
+    os posix nt sys subprocess shutil builtins importlib pickle marshal ctypes socket
+    runpy code codeop pty io pathlib multiprocessing concurrent threading asyncio signal
+    tempfile webbrowser http urllib ftplib smtplib telnetlib xmlrpc ssl codecs types gc
+    inspect shelve dbm sqlite3 site sysconfig pkgutil zipimport platform glob fcntl
+    mmap atexit pdb bdb trace ast dis copyreg operator functools joblib cloudpickle dill
+""".split())
+_SAFE_BUILTINS = {f"builtins.{t.__name__}": t for t in (float, int, bool, str, complex, object)}
+_TAG_KEYS = {  # tag -> the other keys its dict must have
+    "__float__": set(), "__complex__": set(), "__tuple__": set(), "__slice__": set(), "__set__": set(),
+    "__frozenset__": set(), "__dict__": set(), "__dtype__": set(), "__callable__": set(),
+    "__scalar__": {"value"}, "__ndarray__": {"dtype", "shape"}, "__estimator__": {"params"},
+    "__scorer__": {"greater_is_better", "response_method", "kwargs"},
+}
+_PATH_TAGS = ("__callable__", "__estimator__", "__scorer__")
+
+
+# --------------------------------------------------------------------------- encode
+def encode(obj: object, path: str = "") -> object:
+    """Return a JSON-able structure for ``obj``.
+
+    Parameters
+    ----------
+    obj : object
+        A JSON value, tuple, set, numpy scalar/array/dtype, estimator,
+        scikit-learn scorer, or a function or class from an importable module,
+        nested in any way.
+    path : str
+        Where ``obj`` sits, used in error messages; nested values extend it
+        with scikit-learn's ``__`` notation (``"logit__C"``) or ``[i]``/``[key]``.
+
+    Returns
+    -------
+    object
+        A structure for which ``json.dumps(..., allow_nan=False)`` succeeds.
+
+    Raises
+    ------
+    EncodingError
+        If some value cannot be stored; the message names its path and the fix.
+    """
+    kind = type(obj)
+    if obj is None or kind in (bool, int, str):
+        return obj
+    if kind is float:
+        return obj if math.isfinite(obj) else {"__float__": repr(obj)}  # 'nan', 'inf', '-inf'
+    if kind is complex:
+        return {"__complex__": [encode(obj.real), encode(obj.imag)]}
+    if kind is list:
+        return [encode(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+    if kind is tuple:
+        return {"__tuple__": [encode(v, f"{path}[{i}]") for i, v in enumerate(obj)]}
+    if kind in (set, frozenset):
+        items = [encode(v, f"{path}[{v!r}]") for v in obj]
+        items.sort(key=lambda v: json.dumps(v, sort_keys=True))  # deterministic documents
+        return {f"__{kind.__name__}__": items}
+    if kind is dict:
+        return _encode_dict(obj, path)
+    if kind is slice:  # ColumnTransformer columns
+        return {"__slice__": [encode(obj.start, path), encode(obj.stop, path), encode(obj.step, path)]}
+    if isinstance(obj, np.generic):
+        return _encode_scalar(obj, path)
+    if kind is np.ndarray:
+        return _encode_array(obj, path)
+    if isinstance(obj, np.dtype):
+        return {"__dtype__": _dtype_str(obj, path)}
+    if isinstance(obj, (np.random.RandomState, np.random.Generator)):
+        raise EncodingError(f"{_where(path)}: a {kind.__name__} instance cannot be stored; use an int")
+    if isinstance(obj, type):
+        return {"__callable__": _reference(obj, path)}
+    scorer_module = sys.modules.get("sklearn.metrics._scorer")  # a scorer implies sklearn is loaded
+    if scorer_module is not None and kind is scorer_module._Scorer:
+        return _encode_scorer(obj, path)
+    if hasattr(obj, "get_params"):
+        return _encode_estimator(obj, path)
+    if isinstance(obj, functools.partial):
+        raise EncodingError(f"{_where(path)}: a functools.partial cannot be stored; define a "
+                            "function in an importable module (or use estimator parameters)")
+    if isinstance(obj, io.IOBase):
+        raise EncodingError(f"{_where(path)}: an open file cannot be stored; store its path as a str")
+    if callable(obj) and hasattr(obj, "__name__"):
+        return {"__callable__": _reference(obj, path)}
+    raise EncodingError(f"{_where(path)}: a {kind.__qualname__} instance cannot be stored; use a "
+                        "JSON value, a numpy array, an estimator, or a function or class "
+                        "from an importable module")
+
+
+def _where(path: str) -> str:
+    return path or "<root>"
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}__{name}" if prefix else name
+
+
+def _encode_dict(obj: dict, path: str) -> object:
+    if all(type(k) is str and not k.startswith("__") for k in obj):
+        return {k: encode(v, f"{path}[{k!r}]") for k, v in obj.items()}
+    return {"__dict__": [[encode(k, f"{path}[{k!r}]"), encode(v, f"{path}[{k!r}]")]
+                         for k, v in obj.items()]}
+
+
+def _dtype_str(dtype: np.dtype, path: str) -> str:
+    if dtype.fields is not None or dtype.subdtype is not None:
+        raise EncodingError(f"{_where(path)}: structured dtype {dtype} cannot be stored; use a plain dtype")
+    return dtype.str
+
+
+def _encode_scalar(obj: np.generic, path: str) -> dict:
+    value = obj.item()
+    # .item() of e.g. longdouble or datetime64 is not a value that rebuilds the same scalar
+    if obj.dtype.kind not in "biufcU" or isinstance(value, np.generic):
+        raise EncodingError(f"{_where(path)}: a numpy {obj.dtype} scalar cannot be stored; "
+                            "convert it to a float64, int64, bool or str value")
+    return {"__scalar__": _dtype_str(obj.dtype, path), "value": encode(value, path)}
+
+
+def _encode_array(arr: np.ndarray, path: str) -> dict:
+    if arr.dtype.kind not in "biufcUO" or arr.dtype == np.longdouble:
+        raise EncodingError(f"{_where(path)}: a numpy {arr.dtype} array cannot be stored; "
+                            "convert it to a float64, int64, bool, str or object array")
+    data = arr.ravel().tolist()
+    if arr.dtype.kind not in "biu" and not (arr.dtype.kind == "f" and np.isfinite(arr).all()):
+        data = [encode(v, f"{path}[{i}]") for i, v in enumerate(data)]  # nan, complex, str, objects
+    return {"__ndarray__": data, "dtype": _dtype_str(arr.dtype, path), "shape": list(arr.shape)}
+
+
+def _encode_estimator(est: object, path: str) -> dict:
+    params = {}
+    for name, value in est.get_params(deep=False).items():
+        if _is_named_steps(value):
+            # Pipeline-like lists: scikit-learn names each step "<owner>__<step name>".
+            steps = [{"__tuple__": [encode(v, _join(path, step[0]) if j == 1 else f"{_join(path, name)}[{i}][{j}]")
+                                    for j, v in enumerate(step)]} for i, step in enumerate(value)]
+            params[name] = steps if type(value) is list else {"__tuple__": steps}
+        else:
+            params[name] = encode(value, _join(path, name))
+    return {"__estimator__": _reference(type(est), path), "params": params}
+
+
+def _is_named_steps(value: object) -> bool:
+    return (type(value) in (list, tuple) and len(value) > 0
+            and all(type(s) is tuple and len(s) >= 2 and type(s[0]) is str for s in value))
+
+
+def _encode_scorer(scorer: object, path: str) -> dict:
+    extra = set(vars(scorer)) - {"_score_func", "_sign", "_kwargs", "_response_method"}
+    if extra:
+        raise EncodingError(f"{_where(path)}: a scorer with extra state {sorted(extra)} cannot be "
+                            "stored; use a plain make_scorer(...) scorer or a scoring name")
+    return {"__scorer__": _reference(scorer._score_func, path),
+            "greater_is_better": scorer._sign > 0,
+            "response_method": encode(scorer._response_method, path),
+            "kwargs": encode(dict(scorer._kwargs), path)}
+
+
+def _reference(obj: object, path: str) -> str:
+    """Dotted path under which a function or class imports back, or EncodingError."""
+    for dotted, builtin in _SAFE_BUILTINS.items():
+        if obj is builtin:
+            return dotted
+    where, name = _where(path), getattr(obj, "__name__", repr(obj))
+    qualname = getattr(obj, "__qualname__", None) or name
+    module = getattr(obj, "__module__", None)
+    if name == "<lambda>":
+        raise EncodingError(f"{where}: a lambda cannot be stored; define a function in an importable module")
+    if "<locals>" in qualname:
+        raise EncodingError(f"{where}: {qualname!r} is defined inside a function and cannot be stored; "
+                            "define it at the top level of an importable module")
+    if module == "__main__":
+        raise EncodingError(f"{where}: {name!r} is defined in __main__, which worker tasks cannot "
+                            "import; move it into an importable module")
+    if module is None and isinstance(obj, np.ufunc):  # scipy.special ufuncs have no __module__
+        module = next((m for m in ("numpy", "scipy.special")
+                       if getattr(sys.modules.get(m), name, None) is obj), None)
+    if not isinstance(module, str):
+        raise EncodingError(f"{where}: {name!r} has no module to import it from; "
+                            "define it in an importable module")
+    dotted = _public_path(obj, module, qualname)
+    try:
+        found = _resolve(dotted, DEFAULT_PACKAGES | {dotted.split(".")[0]})
+    except DecodingError as exc:
+        raise EncodingError(f"{where}: {name!r} cannot be stored: {exc}") from None
+    if found is not obj:
+        raise EncodingError(f"{where}: {dotted!r} does not import back to the same object; "
+                            "define it under its own name in an importable module")
+    return dotted
+
+
+def _public_path(obj: object, module: str, qualname: str) -> str:
+    """Prefer the shortest public parent package exposing obj (sklearn.linear_model.X)."""
+    parts = module.split(".")
+    for i in range(1, len(parts)):
+        if parts[i - 1].startswith("_"):
+            break
+        found = sys.modules.get(".".join(parts[:i]))
+        for attr in qualname.split("."):
+            found = getattr(found, attr, None)
+        if found is obj:
+            return f"{'.'.join(parts[:i])}.{qualname}"
+    return f"{module}.{qualname}"
+
+
+# --------------------------------------------------------------------------- decode
+def decode(doc: object, allowed_packages: object = None) -> object:
+    """Rebuild the object that :func:`encode` turned into ``doc``.
+
+    Parameters
+    ----------
+    doc : object
+        A structure returned by :func:`encode` (typically after a JSON round trip).
+    allowed_packages : iterable of str, optional
+        Top-level packages whose classes and functions may be imported, in
+        addition to ``DEFAULT_PACKAGES``.  Modules such as ``os``, ``subprocess``
+        or ``pickle`` are refused even if listed here.
+
+    Returns
+    -------
+    object
+        The rebuilt value; estimators are built with ``cls(**params)``.
+
+    Raises
+    ------
+    DecodingError
+        If ``doc`` is malformed or names something outside the allowed
+        packages; nothing is imported before the package has been checked.
+    """
+    extra = [allowed_packages] if isinstance(allowed_packages, str) else list(allowed_packages or ())
+    for name in extra:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"allowed_packages must hold top-level package names, not {name!r}")
+    return _decode(doc, DEFAULT_PACKAGES | frozenset(extra))
+
+
+def _decode(doc: object, allowed: frozenset) -> object:
+    if doc is None or type(doc) in (bool, int, float, str):
+        return doc
+    if type(doc) is list:
+        return [_decode(v, allowed) for v in doc]
+    if type(doc) is not dict:
+        raise DecodingError(f"unexpected {type(doc).__name__} in document: {doc!r:.80}")
+    if not all(type(k) is str for k in doc):
+        raise DecodingError(f"document dict keys must be str: {doc!r:.80}")
+    tags = [k for k in doc if k.startswith("__")]
+    if not tags:
+        return {k: _decode(v, allowed) for k, v in doc.items()}
+    tag = tags[0]
+    if len(tags) > 1 or tag not in _TAG_KEYS or set(doc) != {tag} | _TAG_KEYS[tag]:
+        raise DecodingError(f"malformed tagged dict (unknown tag or wrong keys): {doc!r:.80}")
+    try:
+        return _DECODERS[tag](doc, doc[tag], allowed)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        if isinstance(exc, DecodingError):
+            raise
+        raise DecodingError(f"malformed {tag} in document: {exc}") from exc
+
+
+def _expect(value: object, kind: type, what: str) -> object:
+    if type(value) is not kind:
+        raise DecodingError(f"{what} must be a {kind.__name__}, not {value!r:.80}")
+    return value
+
+
+def _decode_float(doc, payload, allowed):
+    if payload not in ("nan", "inf", "-inf"):
+        raise DecodingError(f"__float__ must be 'nan', 'inf' or '-inf', not {payload!r:.80}")
+    return float(payload)
+
+
+def _decode_dict(doc, payload, allowed):
+    pairs = _expect(payload, list, "__dict__")
+    if not all(type(p) is list and len(p) == 2 for p in pairs):
+        raise DecodingError(f"__dict__ must be a list of [key, value] pairs: {payload!r:.80}")
+    return {_decode(k, allowed): _decode(v, allowed) for k, v in pairs}
+
+
+def _decode_array(doc, payload, allowed):
+    payload = _expect(payload, list, "__ndarray__")
+    dtype, shape = np.dtype(_expect(doc["dtype"], str, "dtype")), _expect(doc["shape"], list, "shape")
+    if not all(type(n) is int and n >= 0 for n in shape) or math.prod(shape) != len(payload):
+        raise DecodingError(f"__ndarray__ shape {shape} does not match its {len(payload)} items")
+    items = _decode(payload, allowed)
+    if dtype.kind != "O":
+        return np.array(items, dtype=dtype).reshape(shape)
+    arr = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):  # element-wise: items may themselves be lists
+        arr[i] = item
+    return arr.reshape(shape)
+
+
+def _decode_estimator(doc, payload, allowed):
+    cls = _resolve(_expect(payload, str, "__estimator__"), allowed)
+    if not (isinstance(cls, type) and hasattr(cls, "get_params")):
+        raise DecodingError(f"{payload!r} is not an estimator class")
+    params = _decode(_expect(doc["params"], dict, "params"), allowed)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise DecodingError(f"cannot rebuild {payload}: {exc}") from exc
+
+
+def _decode_scorer(doc, payload, allowed):
+    from sklearn.metrics import make_scorer
+
+    score_func = _resolve(_expect(payload, str, "__scorer__"), allowed)
+    kwargs = _expect(_decode(doc["kwargs"], allowed), dict, "scorer kwargs")
+    return make_scorer(score_func, greater_is_better=_expect(doc["greater_is_better"], bool, "greater_is_better"),
+                       response_method=_decode(doc["response_method"], allowed), **kwargs)
+
+
+_DECODERS = {
+    "__float__": _decode_float,
+    "__complex__": lambda doc, p, allowed: complex(*_decode(_expect(p, list, "__complex__"), allowed)),
+    "__tuple__": lambda doc, p, allowed: tuple(_decode(_expect(p, list, "__tuple__"), allowed)),
+    "__slice__": lambda doc, p, allowed: slice(*_decode(_expect(p, list, "__slice__"), allowed)),
+    "__set__": lambda doc, p, allowed: set(_decode(_expect(p, list, "__set__"), allowed)),
+    "__frozenset__": lambda doc, p, allowed: frozenset(_decode(_expect(p, list, "__frozenset__"), allowed)),
+    "__dict__": _decode_dict,
+    "__dtype__": lambda doc, p, allowed: np.dtype(_expect(p, str, "__dtype__")),
+    "__scalar__": lambda doc, p, allowed: np.dtype(_expect(p, str, "__scalar__")).type(
+        _decode(doc["value"], allowed)),
+    "__ndarray__": _decode_array,
+    "__callable__": lambda doc, p, allowed: _resolve(_expect(p, str, "__callable__"), allowed),
+    "__estimator__": _decode_estimator,
+    "__scorer__": _decode_scorer,
+}
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolve(dotted: str, allowed: frozenset) -> object:
+    """Import a class or function by dotted path, checking the package before importing."""
+    if dotted in _SAFE_BUILTINS:
+        return _SAFE_BUILTINS[dotted]
+    parts = dotted.split(".")
+    top = parts[0]
+    if top in _DENIED or top not in allowed:
+        why = f"{top!r} is never allowed" if top in _DENIED else \
+            f"pass allowed_packages={{{top!r}}} to decode() if you trust it"
+        raise DecodingError(f"{dotted!r} is not in the allowed packages {sorted(allowed - _DENIED)}; {why}")
+    if len(parts) < 2 or not all(p.isidentifier() and not p.startswith("__") for p in parts):
+        raise DecodingError(f"{dotted!r} is not a dotted path of public names")
+    for n_module in range(len(parts), 0, -1):  # longest importable module prefix
+        module_name = ".".join(parts[:n_module])
+        try:
+            obj = importlib.import_module(module_name)
+            break
+        except ModuleNotFoundError as exc:
+            if exc.name and (module_name + ".").startswith(exc.name + "."):
+                continue  # not a module: the rest are attributes
+            raise DecodingError(f"importing {module_name!r} failed: {exc}") from exc
+        except Exception as exc:
+            raise DecodingError(f"importing {module_name!r} failed: {exc!r}") from exc
+    else:
+        raise DecodingError(f"cannot import {dotted!r}: no module {top!r}")
+    for attr in parts[n_module:]:
+        if attr.startswith("_"):
+            raise DecodingError(f"{dotted!r}: private name {attr!r} is refused")
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise DecodingError(f"{dotted!r}: no attribute {attr!r}") from None
+        if isinstance(obj, types.ModuleType):  # an alias such as numpy.lib._npyio_impl.os
+            raise DecodingError(f"{dotted!r}: {attr!r} is a module imported under another name; refused")
+    if isinstance(obj, types.ModuleType):
+        raise DecodingError(f"{dotted!r} is a module, not a class or function")
+    owner = getattr(obj, "__module__", None)
+    owner_top = owner.split(".")[0] if isinstance(owner, str) else top
+    if owner_top in _DENIED or owner_top not in allowed:
+        if not any(obj is t for t in _SAFE_BUILTINS.values()):
+            raise DecodingError(f"{dotted!r} is {owner}.{getattr(obj, '__qualname__', '?')}, "
+                                f"which is not in the allowed packages {sorted(allowed)}")
+    return obj
+
+
+# --------------------------------------------------------------------------- packages_of
+def packages_of(doc: object) -> set[str]:
+    """Top-level packages an encoded document imports from.
+
+    Parameters
+    ----------
+    doc : object
+        A structure returned by :func:`encode`.
+
+    Returns
+    -------
+    set of str
+        E.g. ``{"sklearn"}`` for a pipeline of scikit-learn estimators; the
+        safe builtin types are not counted.
+    """
+    found = set()
+    if type(doc) is list:
+        for item in doc:
+            found |= packages_of(item)
+    elif type(doc) is dict:
+        for key, value in doc.items():
+            if key in _PATH_TAGS and type(value) is str and value not in _SAFE_BUILTINS:
+                found.add(value.split(".")[0])
+            else:
+                found |= packages_of(value)
+    return found

@@ -20,6 +20,7 @@ import json
 import math
 import sys
 import types
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -47,10 +48,10 @@ _DENIED = frozenset("""
 """.split())
 _SAFE_BUILTINS = {f"builtins.{t.__name__}": t for t in (float, int, bool, str, complex, object)}
 _TAG_KEYS = {  # tag -> the other keys its dict must have
-    "__float__": set(), "__complex__": set(), "__tuple__": set(), "__slice__": set(), "__set__": set(),
-    "__frozenset__": set(), "__dict__": set(), "__dtype__": set(), "__callable__": set(),
-    "__scalar__": {"value"}, "__ndarray__": {"dtype", "shape"}, "__estimator__": {"params"},
-    "__scorer__": {"greater_is_better", "response_method", "kwargs"},
+    "__float__": set(), "__complex__": set(), "__tuple__": set(), "__slice__": set(),
+    "__set__": set(), "__frozenset__": set(), "__dict__": set(), "__dtype__": set(),
+    "__callable__": set(), "__scalar__": {"value"}, "__ndarray__": {"dtype", "shape"},
+    "__estimator__": {"params"}, "__scorer__": {"greater_is_better", "response_method", "kwargs"},
 }
 _PATH_TAGS = ("__callable__", "__estimator__", "__scorer__")
 
@@ -97,7 +98,7 @@ def encode(obj: object, path: str = "") -> object:
     if kind is dict:
         return _encode_dict(obj, path)
     if kind is slice:  # ColumnTransformer columns
-        return {"__slice__": [encode(obj.start, path), encode(obj.stop, path), encode(obj.step, path)]}
+        return {"__slice__": [encode(v, path) for v in (obj.start, obj.stop, obj.step)]}
     if isinstance(obj, np.generic):
         return _encode_scalar(obj, path)
     if kind is np.ndarray:
@@ -105,7 +106,8 @@ def encode(obj: object, path: str = "") -> object:
     if isinstance(obj, np.dtype):
         return {"__dtype__": _dtype_str(obj, path)}
     if isinstance(obj, (np.random.RandomState, np.random.Generator)):
-        raise EncodingError(f"{_where(path)}: a {kind.__name__} instance cannot be stored; use an int")
+        raise EncodingError(f"{_where(path)}: a {kind.__name__} instance cannot be stored; "
+                            "use an int")
     if isinstance(obj, type):
         return {"__callable__": _reference(obj, path)}
     scorer_module = sys.modules.get("sklearn.metrics._scorer")  # a scorer implies sklearn is loaded
@@ -113,16 +115,18 @@ def encode(obj: object, path: str = "") -> object:
         return _encode_scorer(obj, path)
     if hasattr(obj, "get_params"):
         return _encode_estimator(obj, path)
-    if isinstance(obj, functools.partial):
-        raise EncodingError(f"{_where(path)}: a functools.partial cannot be stored; define a "
-                            "function in an importable module (or use estimator parameters)")
     if isinstance(obj, io.IOBase):
-        raise EncodingError(f"{_where(path)}: an open file cannot be stored; store its path as a str")
-    if callable(obj) and hasattr(obj, "__name__"):
+        raise EncodingError(f"{_where(path)}: an open file cannot be stored; "
+                            "store its path as a str")
+    if callable(obj):
         return {"__callable__": _reference(obj, path)}
-    raise EncodingError(f"{_where(path)}: a {kind.__qualname__} instance cannot be stored; use a "
-                        "JSON value, a numpy array, an estimator, or a function or class "
-                        "from an importable module")
+    raise _cannot_store(obj, path)
+
+
+def _cannot_store(obj: object, path: str) -> EncodingError:
+    return EncodingError(f"{_where(path)}: a {type(obj).__qualname__} instance cannot be stored; "
+                         "use a JSON value, a numpy array, an estimator, or a function or "
+                         "class from an importable module")
 
 
 def _where(path: str) -> str:
@@ -142,7 +146,8 @@ def _encode_dict(obj: dict, path: str) -> object:
 
 def _dtype_str(dtype: np.dtype, path: str) -> str:
     if dtype.fields is not None or dtype.subdtype is not None:
-        raise EncodingError(f"{_where(path)}: structured dtype {dtype} cannot be stored; use a plain dtype")
+        raise EncodingError(f"{_where(path)}: structured dtype {dtype} cannot be stored; "
+                            "use a plain dtype")
     return dtype.str
 
 
@@ -168,19 +173,21 @@ def _encode_array(arr: np.ndarray, path: str) -> dict:
 def _encode_estimator(est: object, path: str) -> dict:
     params = {}
     for name, value in est.get_params(deep=False).items():
-        if _is_named_steps(value):
-            # Pipeline-like lists: scikit-learn names each step "<owner>__<step name>".
-            steps = [{"__tuple__": [encode(v, _join(path, step[0]) if j == 1 else f"{_join(path, name)}[{i}][{j}]")
-                                    for j, v in enumerate(step)]} for i, step in enumerate(value)]
+        is_steps = type(value) in (list, tuple) and len(value) > 0 and all(
+            type(step) is tuple and len(step) >= 2 and type(step[0]) is str for step in value)
+        if is_steps:
+            steps = [_encode_step(step, i, path, _join(path, name)) for i, step in enumerate(value)]
             params[name] = steps if type(value) is list else {"__tuple__": steps}
         else:
             params[name] = encode(value, _join(path, name))
     return {"__estimator__": _reference(type(est), path), "params": params}
 
 
-def _is_named_steps(value: object) -> bool:
-    return (type(value) in (list, tuple) and len(value) > 0
-            and all(type(s) is tuple and len(s) >= 2 and type(s[0]) is str for s in value))
+def _encode_step(step: tuple, i: int, owner: str, param: str) -> dict:
+    """(name, estimator[, columns]) of a Pipeline-like list: scikit-learn calls the estimator
+    "<owner>__<name>" (as in get_params(deep=True)), not "<param>[i][1]"."""
+    return {"__tuple__": [encode(v, _join(owner, step[0]) if j == 1 else f"{param}[{i}][{j}]")
+                          for j, v in enumerate(step)]}
 
 
 def _encode_scorer(scorer: object, path: str) -> dict:
@@ -199,14 +206,20 @@ def _reference(obj: object, path: str) -> str:
     for dotted, builtin in _SAFE_BUILTINS.items():
         if obj is builtin:
             return dotted
-    where, name = _where(path), getattr(obj, "__name__", repr(obj))
+    where, name = _where(path), getattr(obj, "__name__", None)
+    if isinstance(obj, functools.partial):
+        raise EncodingError(f"{where}: a functools.partial cannot be stored; define a function "
+                            "in an importable module (or use estimator parameters)")
+    if not isinstance(name, str):  # a callable instance
+        raise _cannot_store(obj, path)
     qualname = getattr(obj, "__qualname__", None) or name
     module = getattr(obj, "__module__", None)
     if name == "<lambda>":
-        raise EncodingError(f"{where}: a lambda cannot be stored; define a function in an importable module")
+        raise EncodingError(f"{where}: a lambda cannot be stored; "
+                            "define a function in an importable module")
     if "<locals>" in qualname:
-        raise EncodingError(f"{where}: {qualname!r} is defined inside a function and cannot be stored; "
-                            "define it at the top level of an importable module")
+        raise EncodingError(f"{where}: {qualname!r} is defined inside a function and cannot be "
+                            "stored; define it at the top level of an importable module")
     if module == "__main__":
         raise EncodingError(f"{where}: {name!r} is defined in __main__, which worker tasks cannot "
                             "import; move it into an importable module")
@@ -242,7 +255,7 @@ def _public_path(obj: object, module: str, qualname: str) -> str:
 
 
 # --------------------------------------------------------------------------- decode
-def decode(doc: object, allowed_packages: object = None) -> object:
+def decode(doc: object, allowed_packages: Iterable[str] | None = None) -> object:
     """Rebuild the object that :func:`encode` turned into ``doc``.
 
     Parameters
@@ -265,7 +278,9 @@ def decode(doc: object, allowed_packages: object = None) -> object:
         If ``doc`` is malformed or names something outside the allowed
         packages; nothing is imported before the package has been checked.
     """
-    extra = [allowed_packages] if isinstance(allowed_packages, str) else list(allowed_packages or ())
+    if isinstance(allowed_packages, str):
+        allowed_packages = [allowed_packages]
+    extra = list(allowed_packages or ())
     for name in extra:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"allowed_packages must hold top-level package names, not {name!r}")
@@ -288,11 +303,54 @@ def _decode(doc: object, allowed: frozenset) -> object:
     if len(tags) > 1 or tag not in _TAG_KEYS or set(doc) != {tag} | _TAG_KEYS[tag]:
         raise DecodingError(f"malformed tagged dict (unknown tag or wrong keys): {doc!r:.80}")
     try:
-        return _DECODERS[tag](doc, doc[tag], allowed)
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        return _decode_tagged(tag, doc, allowed)
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
         if isinstance(exc, DecodingError):
             raise
         raise DecodingError(f"malformed {tag} in document: {exc}") from exc
+
+
+_SEQUENCE_TAGS = {  # tag -> how to build the value from its decoded list of items
+    "__tuple__": tuple, "__set__": set, "__frozenset__": frozenset,
+    "__slice__": lambda items: slice(*items), "__complex__": lambda items: complex(*items),
+}
+
+
+def _decode_tagged(tag: str, doc: dict, allowed: frozenset) -> object:
+    payload = doc[tag]
+    if tag in _SEQUENCE_TAGS:
+        return _SEQUENCE_TAGS[tag](_decode(_expect(payload, list, tag), allowed))
+    if tag == "__float__":
+        if payload not in ("nan", "inf", "-inf"):
+            raise DecodingError(f"__float__ must be 'nan', 'inf' or '-inf', not {payload!r:.80}")
+        return float(payload)
+    if tag == "__dict__":
+        if not all(type(p) is list and len(p) == 2 for p in _expect(payload, list, tag)):
+            raise DecodingError(f"__dict__ must be a list of [key, value] pairs: {payload!r:.80}")
+        return {_decode(k, allowed): _decode(v, allowed) for k, v in payload}
+    if tag == "__dtype__":
+        return np.dtype(_expect(payload, str, tag))
+    if tag == "__scalar__":
+        return np.dtype(_expect(payload, str, tag)).type(_decode(doc["value"], allowed))
+    if tag == "__ndarray__":
+        return _decode_array(_expect(payload, list, tag), doc["dtype"], doc["shape"], allowed)
+    obj = _resolve(_expect(payload, str, tag), allowed)  # __callable__, __estimator__, __scorer__
+    if tag == "__callable__":
+        return obj
+    if tag == "__estimator__":
+        if not (isinstance(obj, type) and hasattr(obj, "get_params")):
+            raise DecodingError(f"{payload!r} is not an estimator class")
+        params = _expect(_decode(_expect(doc["params"], dict, "params"), allowed), dict, "params")
+        try:
+            return obj(**params)
+        except TypeError as exc:
+            raise DecodingError(f"cannot rebuild {payload}: {exc}") from exc
+    from sklearn.metrics import make_scorer  # __scorer__
+
+    greater_is_better = _expect(doc["greater_is_better"], bool, "greater_is_better")
+    return make_scorer(obj, greater_is_better=greater_is_better,
+                       response_method=_decode(doc["response_method"], allowed),
+                       **_expect(_decode(doc["kwargs"], allowed), dict, "scorer kwargs"))
 
 
 def _expect(value: object, kind: type, what: str) -> object:
@@ -301,69 +359,17 @@ def _expect(value: object, kind: type, what: str) -> object:
     return value
 
 
-def _decode_float(doc, payload, allowed):
-    if payload not in ("nan", "inf", "-inf"):
-        raise DecodingError(f"__float__ must be 'nan', 'inf' or '-inf', not {payload!r:.80}")
-    return float(payload)
-
-
-def _decode_dict(doc, payload, allowed):
-    pairs = _expect(payload, list, "__dict__")
-    if not all(type(p) is list and len(p) == 2 for p in pairs):
-        raise DecodingError(f"__dict__ must be a list of [key, value] pairs: {payload!r:.80}")
-    return {_decode(k, allowed): _decode(v, allowed) for k, v in pairs}
-
-
-def _decode_array(doc, payload, allowed):
-    payload = _expect(payload, list, "__ndarray__")
-    dtype, shape = np.dtype(_expect(doc["dtype"], str, "dtype")), _expect(doc["shape"], list, "shape")
-    if not all(type(n) is int and n >= 0 for n in shape) or math.prod(shape) != len(payload):
-        raise DecodingError(f"__ndarray__ shape {shape} does not match its {len(payload)} items")
-    items = _decode(payload, allowed)
+def _decode_array(items: list, dtype: object, shape: object, allowed: frozenset) -> np.ndarray:
+    dtype, shape = np.dtype(_expect(dtype, str, "dtype")), _expect(shape, list, "shape")
+    if not all(type(n) is int and n >= 0 for n in shape) or math.prod(shape) != len(items):
+        raise DecodingError(f"__ndarray__ shape {shape} does not match its {len(items)} items")
+    items = _decode(items, allowed)
     if dtype.kind != "O":
         return np.array(items, dtype=dtype).reshape(shape)
     arr = np.empty(len(items), dtype=object)
-    for i, item in enumerate(items):  # element-wise: items may themselves be lists
+    for i, item in enumerate(items):  # one by one: items may themselves be lists
         arr[i] = item
     return arr.reshape(shape)
-
-
-def _decode_estimator(doc, payload, allowed):
-    cls = _resolve(_expect(payload, str, "__estimator__"), allowed)
-    if not (isinstance(cls, type) and hasattr(cls, "get_params")):
-        raise DecodingError(f"{payload!r} is not an estimator class")
-    params = _decode(_expect(doc["params"], dict, "params"), allowed)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise DecodingError(f"cannot rebuild {payload}: {exc}") from exc
-
-
-def _decode_scorer(doc, payload, allowed):
-    from sklearn.metrics import make_scorer
-
-    score_func = _resolve(_expect(payload, str, "__scorer__"), allowed)
-    kwargs = _expect(_decode(doc["kwargs"], allowed), dict, "scorer kwargs")
-    return make_scorer(score_func, greater_is_better=_expect(doc["greater_is_better"], bool, "greater_is_better"),
-                       response_method=_decode(doc["response_method"], allowed), **kwargs)
-
-
-_DECODERS = {
-    "__float__": _decode_float,
-    "__complex__": lambda doc, p, allowed: complex(*_decode(_expect(p, list, "__complex__"), allowed)),
-    "__tuple__": lambda doc, p, allowed: tuple(_decode(_expect(p, list, "__tuple__"), allowed)),
-    "__slice__": lambda doc, p, allowed: slice(*_decode(_expect(p, list, "__slice__"), allowed)),
-    "__set__": lambda doc, p, allowed: set(_decode(_expect(p, list, "__set__"), allowed)),
-    "__frozenset__": lambda doc, p, allowed: frozenset(_decode(_expect(p, list, "__frozenset__"), allowed)),
-    "__dict__": _decode_dict,
-    "__dtype__": lambda doc, p, allowed: np.dtype(_expect(p, str, "__dtype__")),
-    "__scalar__": lambda doc, p, allowed: np.dtype(_expect(p, str, "__scalar__")).type(
-        _decode(doc["value"], allowed)),
-    "__ndarray__": _decode_array,
-    "__callable__": lambda doc, p, allowed: _resolve(_expect(p, str, "__callable__"), allowed),
-    "__estimator__": _decode_estimator,
-    "__scorer__": _decode_scorer,
-}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -376,7 +382,8 @@ def _resolve(dotted: str, allowed: frozenset) -> object:
     if top in _DENIED or top not in allowed:
         why = f"{top!r} is never allowed" if top in _DENIED else \
             f"pass allowed_packages={{{top!r}}} to decode() if you trust it"
-        raise DecodingError(f"{dotted!r} is not in the allowed packages {sorted(allowed - _DENIED)}; {why}")
+        raise DecodingError(f"{dotted!r} is not in the allowed packages "
+                            f"{sorted(allowed - _DENIED)}; {why}")
     if len(parts) < 2 or not all(p.isidentifier() and not p.startswith("__") for p in parts):
         raise DecodingError(f"{dotted!r} is not a dotted path of public names")
     for n_module in range(len(parts), 0, -1):  # longest importable module prefix
@@ -400,9 +407,10 @@ def _resolve(dotted: str, allowed: frozenset) -> object:
         except AttributeError:
             raise DecodingError(f"{dotted!r}: no attribute {attr!r}") from None
         if isinstance(obj, types.ModuleType):  # an alias such as numpy.lib._npyio_impl.os
-            raise DecodingError(f"{dotted!r}: {attr!r} is a module imported under another name; refused")
-    if isinstance(obj, types.ModuleType):
-        raise DecodingError(f"{dotted!r} is a module, not a class or function")
+            raise DecodingError(f"{dotted!r}: {attr!r} is a module imported under another name; "
+                                "refused")
+    if not callable(obj) or isinstance(obj, types.ModuleType):
+        raise DecodingError(f"{dotted!r} is not a class or function")
     owner = getattr(obj, "__module__", None)
     owner_top = owner.split(".")[0] if isinstance(owner, str) else top
     if owner_top in _DENIED or owner_top not in allowed:

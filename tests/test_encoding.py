@@ -21,7 +21,7 @@ from sklearn.feature_selection import SelectFromModel, SelectKBest, f_classif
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel
 from sklearn.linear_model import Lasso, LogisticRegression, Ridge
-from sklearn.metrics import fbeta_score, get_scorer, make_scorer
+from sklearn.metrics import check_scoring, fbeta_score, get_scorer, make_scorer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
@@ -73,7 +73,8 @@ _X_DICT = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, -0.5]])
 SPECIAL = {
     "ClassifierChain": lambda: dict(estimator=LogisticRegression()),
     "ColumnTransformer": lambda: dict(transformers=[
-        ("num", StandardScaler(), [0, 1]), ("cat", OneHotEncoder(), ["c"]), ("other", "drop", slice(2, 4))]),
+        ("num", StandardScaler(), [0, 1]), ("cat", OneHotEncoder(), ["c"]),
+        ("other", "drop", slice(2, 4))]),
     "FeatureUnion": lambda: dict(transformer_list=[("pca", PCA(2)), ("scale", StandardScaler())]),
     "FixedThresholdClassifier": lambda: dict(estimator=LogisticRegression(), threshold=0.3),
     "FrozenEstimator": lambda: dict(estimator=LogisticRegression()),
@@ -86,7 +87,8 @@ SPECIAL = {
     "Pipeline": lambda: dict(steps=[("scale", StandardScaler()), ("logit", LogisticRegression())]),
     "RFE": lambda: dict(estimator=LogisticRegression()),
     "RFECV": lambda: dict(estimator=LogisticRegression()),
-    "RandomizedSearchCV": lambda: dict(estimator=Ridge(), param_distributions={"alpha": [0.1, 1.0]}),
+    "RandomizedSearchCV": lambda: dict(estimator=Ridge(),
+                                       param_distributions={"alpha": [0.1, 1.0]}),
     "RegressorChain": lambda: dict(estimator=Ridge()),
     "SelectFromModel": lambda: dict(estimator=Lasso()),
     "SequentialFeatureSelector": lambda: dict(estimator=LogisticRegression()),
@@ -94,7 +96,8 @@ SPECIAL = {
     "StackingClassifier": lambda: dict(estimators=[("lr", LogisticRegression()), ("svc", SVC())]),
     "StackingRegressor": lambda: dict(estimators=[("ridge", Ridge()), ("lasso", Lasso())]),
     "TunedThresholdClassifierCV": lambda: dict(estimator=LogisticRegression()),
-    "VotingClassifier": lambda: dict(estimators=[("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())]),
+    "VotingClassifier": lambda: dict(estimators=[("lr", LogisticRegression()),
+                                                 ("tree", DecisionTreeClassifier())]),
     "VotingRegressor": lambda: dict(estimators=[("ridge", Ridge()), ("lasso", Lasso())]),
 }
 CANNOT_BUILD = {}  # class name -> reason; every class of all_estimators() is built today
@@ -122,11 +125,13 @@ def test_every_special_case_is_still_needed():
     None, True, 0, -3, 2**70, "text", 1.5, -0.0, float("nan"), float("inf"), float("-inf"), 1 + 2j,
     [1, [2, "a"]], (1, (2.0, None)), (), {"a": 1, "b": [1, 2]}, {0: 1.0, 1: 2.0}, {(0, 1): "pair"},
     {"__tuple__": [1]}, {"a": 1, "__class__": "os.system"}, {1, 2, "x"}, frozenset({1.5}),
-    np.float32(1.5), np.float16(np.nan), np.int8(-3), np.uint64(2**63), np.bool_(True), np.complex64(1j),
-    np.str_("s"), np.array([[1.0, np.nan], [np.inf, -np.inf]], dtype=np.float32), np.arange(6, dtype=np.int16).reshape(2, 3, 1),
-    np.array([True, False]), np.array(["a", "bc"]), np.array(3.0), np.zeros((0, 2)), np.array([1 + 1j, np.nan]),
-    np.array([None, (1, 2), LogisticRegression()], dtype=object), np.dtype("float32"), np.dtype("<U3"),
-    slice(1, None), slice(None, -1, 2), np.float64, np.int32, float, int, bool, str, complex, object, f_classif, np.log1p, np.mean, pearsonr,
+    np.float32(1.5), np.float16(np.nan), np.int8(-3), np.uint64(2**63), np.bool_(True),
+    np.complex64(1j), np.str_("s"), np.array([[1.0, np.nan], [np.inf, -np.inf]], dtype=np.float32),
+    np.arange(6, dtype=np.int16).reshape(2, 3, 1), np.array([True, False]), np.array(["a", "bc"]),
+    np.array(3.0), np.zeros((0, 2)), np.array([1 + 1j, np.nan]),
+    np.array([None, (1, 2), LogisticRegression()], dtype=object), np.dtype("float32"),
+    np.dtype("<U3"), slice(1, None), slice(None, -1, 2), np.float64, np.int32,
+    float, int, bool, str, complex, object, f_classif, np.log1p, np.mean, pearsonr,
     LogisticRegression, [LogisticRegression(C=0.1), Ridge(alpha=2.0)],
 ], ids=repr)
 def test_value_round_trip_keeps_types(value):
@@ -147,17 +152,20 @@ def test_plain_and_tagged_dicts_cannot_be_confused():
 
 
 def test_public_paths_and_private_module_decoding():
-    assert encode(LogisticRegression())["__estimator__"] == "sklearn.linear_model.LogisticRegression"
+    doc = encode(LogisticRegression())
+    assert doc["__estimator__"] == "sklearn.linear_model.LogisticRegression"
     assert encode(f_classif) == {"__callable__": "sklearn.feature_selection.f_classif"}
     assert encode(pearsonr) == {"__callable__": "scipy.stats.pearsonr"}
-    doc = {"__estimator__": "sklearn.linear_model._logistic.LogisticRegression", "params": {"C": 2.0}}
+    doc = {"__estimator__": "sklearn.linear_model._logistic.LogisticRegression",
+           "params": {"C": 2.0}}
     assert_same(decode(doc), LogisticRegression(C=2.0))
 
 
 def test_nested_meta_estimators_round_trip():
     kernel = ConstantKernel(2.0) * RBF(length_scale=np.array([1.0, 2.0]))
     est = Pipeline([
-        ("ct", ColumnTransformer([("num", StandardScaler(), [0, 1]), ("cat", OneHotEncoder(), [2])])),
+        ("ct", ColumnTransformer([("num", StandardScaler(), [0, 1]),
+                                  ("cat", OneHotEncoder(), [2])])),
         ("union", FeatureUnion([("pca", PCA(1)), ("kbest", SelectKBest(f_classif, k=1))])),
         ("select", SelectFromModel(estimator=Lasso(alpha=0.1))),
         ("vote", VotingClassifier([("lr", LogisticRegression(class_weight={0: 1.0, 1: 2.0})),
@@ -188,30 +196,36 @@ def helper(x):
 def test_random_state_instance_message_is_exact():
     with pytest.raises(EncodingError) as info:
         encode(_pipe(random_state=np.random.RandomState(0)))
-    assert str(info.value) == "logit__random_state: a RandomState instance cannot be stored; use an int"
+    assert str(info.value) == (
+        "logit__random_state: a RandomState instance cannot be stored; use an int")
     assert "logit__random_state" in _pipe().get_params(deep=True)
 
 
 def test_generator_and_nested_estimator_paths():
-    with pytest.raises(EncodingError, match=r"^estimator__random_state: a Generator instance cannot be "
-                                            r"stored; use an int$"):
+    with pytest.raises(EncodingError, match=r"^estimator__random_state: a Generator instance "
+                                            r"cannot be stored; use an int$"):
         encode(SelectFromModel(estimator=Lasso(random_state=np.random.default_rng(0))))
-    outer = Pipeline([("ct", ColumnTransformer([("num", _pipe(random_state=np.random.RandomState(1)), [0])]))])
+    inner = _pipe(random_state=np.random.RandomState(1))
+    outer = Pipeline([("ct", ColumnTransformer([("num", inner, [0])]))])
     with pytest.raises(EncodingError, match=r"^ct__num__logit__random_state: a RandomState"):
         encode(outer)
     assert "ct__num__logit__random_state" in outer.get_params(deep=True)
 
 
 @pytest.mark.parametrize("value, path, message", [
-    (lambda x: x, "func", r"^func: a lambda cannot be stored; define a function in an importable module$"),
-    (make_double(), "", r"^<root>: 'make_double.<locals>.double' is defined inside a function.*importable module$"),
+    (lambda x: x, "func",
+     r"^func: a lambda cannot be stored; define a function in an importable module$"),
+    (make_double(), "",
+     r"^<root>: 'make_double.<locals>.double' is defined inside a function.*importable module$"),
     (functools.partial(helper, 1), "f", r"^f: a functools.partial cannot be stored"),
     (object(), "", r"^<root>: a object instance cannot be stored"),
     (print, "g", r"^g: 'print' cannot be stored: 'builtins.print' is not in the allowed packages"),
     (LogisticRegression().fit, "h", r"^h: .* does not import back to the same object"),
     (np.longdouble(1), "x", r"^x: a numpy float128 scalar cannot be stored"),
-    (np.array(["2020-01-01"], dtype="datetime64[D]"), "d", r"^d: a numpy datetime64\[D\] array cannot"),
-], ids=["lambda", "closure", "partial", "object", "builtin-function", "bound-method", "longdouble", "datetime"])
+    (np.array(["2020-01-01"], dtype="datetime64[D]"), "d",
+     r"^d: a numpy datetime64\[D\] array cannot"),
+], ids=["lambda", "closure", "partial", "object", "builtin-function", "bound-method",
+        "longdouble", "datetime"])
 def test_unstorable_values_name_path_and_fix(value, path, message):
     if isinstance(value, np.longdouble) and np.dtype(np.longdouble).itemsize == 8:
         pytest.skip("longdouble is float64 on this platform")
@@ -222,8 +236,9 @@ def test_unstorable_values_name_path_and_fix(value, path, message):
 def test_main_module_function_is_refused():
     in_main = types.FunctionType(helper.__code__, {}, "helper")
     in_main.__module__ = "__main__"
-    with pytest.raises(EncodingError, match=r"^logit__func: 'helper' is defined in __main__, which worker "
-                                            r"tasks cannot import; move it into an importable module$"):
+    with pytest.raises(EncodingError, match=r"^logit__func: 'helper' is defined in __main__, "
+                                            r"which worker tasks cannot import; "
+                                            r"move it into an importable module$"):
         encode(FunctionTransformer(func=in_main), path="logit")
 
 
@@ -274,11 +289,16 @@ def test_scorer_dict_and_lambda_metric():
     assert_same(roundtrip(scoring)["acc"], "accuracy")
     with pytest.raises(EncodingError, match=r"^scoring: a lambda"):
         encode(make_scorer(lambda y, p: 0.0), path="scoring")
+    with pytest.raises(EncodingError, match=r"^scoring\['f2'\]: a functools.partial cannot"):
+        encode({"f2": make_scorer(functools.partial(fbeta_score, beta=2))}, path="scoring")
+    with pytest.raises(EncodingError, match=r"^<root>: a _PassthroughScorer instance cannot"):
+        encode(check_scoring(Ridge()))
 
 
 # --------------------------------------------------------------------------- security
-@pytest.mark.parametrize("dotted", ["os.system", "subprocess.Popen", "builtins.eval", "builtins.__import__",
-                                    "json.loads", "posix.system", "pickle.loads", "_posixsubprocess.fork_exec"])
+@pytest.mark.parametrize("dotted", [
+    "os.system", "subprocess.Popen", "builtins.eval", "builtins.__import__", "json.loads",
+    "posix.system", "pickle.loads", "_posixsubprocess.fork_exec"])
 @pytest.mark.parametrize("tag", ["__callable__", "__estimator__", "__scorer__"])
 def test_refuses_paths_outside_allowed_packages(dotted, tag):
     doc = {tag: dotted, "params": {}} if tag == "__estimator__" else {tag: dotted}
@@ -289,13 +309,15 @@ def test_refuses_paths_outside_allowed_packages(dotted, tag):
 
 
 def _absent_modules(candidates):
-    found = [m for m in candidates if m not in sys.modules and importlib.util.find_spec(m) is not None]
+    found = [m for m in candidates
+             if m not in sys.modules and importlib.util.find_spec(m) is not None]
     assert found, "no never-imported module left to test with"
     return found
 
 
 def test_refusal_happens_before_import():
-    for module in _absent_modules(["antigravity", "this", "tabnanny", "colorsys", "wave", "chunk"])[:2]:
+    never_imported = ["antigravity", "this", "tabnanny", "colorsys", "wave", "chunk"]
+    for module in _absent_modules(never_imported)[:2]:
         with pytest.raises(DecodingError, match="is not in the allowed packages"):
             decode({"__callable__": f"{module}.anything"})
         assert module not in sys.modules
@@ -313,7 +335,8 @@ def test_refusal_happens_before_import():
     ("sklearn.__builtins__", "not a dotted path of public names"),
     ("numpy.__loader__.exec_module", "not a dotted path of public names"),
     ("sklearn.metrics._scorer._passthrough_scorer", "private name '_passthrough_scorer'"),
-    ("sklearn.linear_model", "is a module, not a class or function"),
+    ("sklearn.linear_model", "is not a class or function"),
+    ("numpy.pi", "is not a class or function"),
     ("sklearn.no_such_module.Thing", "no attribute 'no_such_module'"),
     ("sklearn", "not a dotted path"),
 ])
@@ -332,10 +355,13 @@ def test_estimator_tag_only_builds_estimator_classes():
 @pytest.mark.parametrize("doc", [
     {"__nope__": 1}, {"__tuple__": 3}, {"__tuple__": [], "__set__": []}, {"__float__": "zero"},
     {"__estimator__": "sklearn.linear_model.Ridge"}, {"__tuple__": [], "extra": 1},
-    {"__ndarray__": [1, 2, 3], "dtype": "<f8", "shape": [2, 2]}, {"__ndarray__": [1], "dtype": "nope", "shape": [1]},
-    {"__dict__": [[1]]}, {"__dict__": [[[1], 2]]}, {"__scalar__": "<f8", "value": "x"}, {"__complex__": [1, 2, 3]},
-    {"__scorer__": "sklearn.metrics.accuracy_score", "greater_is_better": "yes", "response_method": "predict",
-     "kwargs": {}}, (1, 2), {1: 2},
+    {"__ndarray__": [1, 2, 3], "dtype": "<f8", "shape": [2, 2]},
+    {"__ndarray__": [1], "dtype": "nope", "shape": [1]},
+    {"__ndarray__": [2**70], "dtype": "<i8", "shape": [1]},
+    {"__dict__": [[1]]}, {"__dict__": [[[1], 2]]}, {"__scalar__": "<f8", "value": "x"},
+    {"__complex__": [1, 2, 3]}, {"__estimator__": "sklearn.linear_model.Ridge", "params": [1]},
+    {"__scorer__": "sklearn.metrics.accuracy_score", "greater_is_better": "yes",
+     "response_method": "predict", "kwargs": {}}, (1, 2), {1: 2},
 ], ids=repr)
 def test_malformed_documents_raise_decoding_error(doc):
     with pytest.raises(DecodingError):
@@ -365,7 +391,8 @@ def test_allowed_packages_allows_a_third_party_package(mypkg):
     pipe = Pipeline([("shrink", mypkg.Shrink(factor=0.5, func=mypkg.double)), ("ridge", Ridge())])
     doc = json.loads(json.dumps(encode(pipe)))
     assert packages_of(doc) == {"sklearn", "mypkg"}
-    with pytest.raises(DecodingError, match=r"^'mypkg.Shrink' is not in the allowed packages.*allowed_packages="):
+    with pytest.raises(DecodingError,
+                       match=r"^'mypkg.Shrink' is not in the allowed packages.*allowed_packages="):
         decode(doc)
     rebuilt = decode(doc, allowed_packages={"mypkg"})
     assert_same(rebuilt, pipe)

@@ -35,7 +35,7 @@ class DecodingError(ValueError):
     """A document names something that cannot or may not be loaded."""
 
 
-DEFAULT_PACKAGES = frozenset({"sklearn", "numpy", "scipy", "mempamal"})
+DEFAULT_PACKAGES: frozenset[str] = frozenset({"sklearn", "numpy", "scipy", "mempamal"})
 
 # Never imported from a document, even if the caller allows them: they run
 # commands, touch files or the network, or load code and pickles.
@@ -45,7 +45,10 @@ _DENIED = frozenset("""
     tempfile webbrowser http urllib ftplib smtplib telnetlib xmlrpc ssl codecs types gc
     inspect shelve dbm sqlite3 site sysconfig pkgutil zipimport platform glob fcntl
     mmap atexit pdb bdb trace ast dis copyreg operator functools joblib cloudpickle dill
+    posixpath ntpath shlex select selectors resource zipfile tarfile pip setuptools venv ensurepip
 """.split())
+# Test and build helpers of the default packages run scripts or compilers: never loaded.
+_DENIED_SEGMENTS = frozenset({"tests", "testing", "_testing", "f2py", "distutils", "_build_utils"})
 _SAFE_BUILTINS = {f"builtins.{t.__name__}": t for t in (float, int, bool, str, complex, object)}
 _TAG_KEYS = {  # tag -> the other keys its dict must have
     "__float__": set(), "__complex__": set(), "__tuple__": set(), "__slice__": set(),
@@ -386,6 +389,8 @@ def _resolve(dotted: str, allowed: frozenset) -> object:
                             f"{sorted(allowed - _DENIED)}; {why}")
     if len(parts) < 2 or not all(p.isidentifier() and not p.startswith("__") for p in parts):
         raise DecodingError(f"{dotted!r} is not a dotted path of public names")
+    if top in DEFAULT_PACKAGES and _DENIED_SEGMENTS.intersection(parts):
+        raise DecodingError(f"{dotted!r}: test and build helpers are never loaded")
     for n_module in range(len(parts), 0, -1):  # longest importable module prefix
         module_name = ".".join(parts[:n_module])
         try:
@@ -409,14 +414,14 @@ def _resolve(dotted: str, allowed: frozenset) -> object:
         if isinstance(obj, types.ModuleType):  # an alias such as numpy.lib._npyio_impl.os
             raise DecodingError(f"{dotted!r}: {attr!r} is a module imported under another name; "
                                 "refused")
-    if not callable(obj) or isinstance(obj, types.ModuleType):
+    if not callable(obj):  # modules included
         raise DecodingError(f"{dotted!r} is not a class or function")
     owner = getattr(obj, "__module__", None)
     owner_top = owner.split(".")[0] if isinstance(owner, str) else top
     if owner_top in _DENIED or owner_top not in allowed:
         if not any(obj is t for t in _SAFE_BUILTINS.values()):
             raise DecodingError(f"{dotted!r} is {owner}.{getattr(obj, '__qualname__', '?')}, "
-                                f"which is not in the allowed packages {sorted(allowed)}")
+                                f"which is not in the allowed packages {sorted(allowed - _DENIED)}")
     return obj
 
 

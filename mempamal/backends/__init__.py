@@ -1,0 +1,81 @@
+"""Back-ends, registered by name, and run(), the entry point that uses them.
+
+A back-end module is imported only when asked for, so that an optional
+scheduler (Dask) costs nothing to those who do not use it.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from .base import DONE, FAILED, NOT_RUN, Backend, RunReport, TaskOutcome, WorkflowError
+
+_BACKENDS: dict[str, str] = {
+    "local": "mempamal.backends.local:LocalBackend",
+}
+
+
+def register_backend(name: str, path: str) -> None:
+    """Register a back-end class by its ``"module:Class"`` path."""
+    _BACKENDS[name] = path
+
+
+def available_backends() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def get_backend(name: str) -> type[Backend]:
+    try:
+        module, _, cls = _BACKENDS[name].partition(":")
+    except KeyError:
+        raise ValueError(f"backend: unknown back-end {name!r}; choose one of {available_backends()}") from None
+    return getattr(importlib.import_module(module), cls)
+
+
+def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = True, **options) -> RunReport:
+    """Execute the workflow of ``workdir`` with a back-end.
+
+    Parameters
+    ----------
+    workdir : path
+        A directory written by :meth:`mempamal.Experiment.write`.
+    backend : str, default="local"
+        The name of a back-end (see :func:`available_backends`).
+    resume : bool, default=True
+        Skip tasks whose outputs are complete; ``False`` recomputes everything.
+    **options
+        The back-end's own options, e.g. ``n_jobs`` for "local".
+
+    Returns
+    -------
+    report : RunReport
+
+    Raises
+    ------
+    WorkflowError
+        When a task failed; the message names each failed task, its command and log.
+    """
+    from ..workflow import is_complete, load_workflow
+
+    workdir = Path(workdir).resolve()
+    workflow = load_workflow(workdir)
+    executor = get_backend(backend)(**options)
+    report = RunReport(workdir)
+    todo, redo = [], set()
+    for task in workflow.tasks:
+        # A task is redone when anything it depends on is redone.
+        if resume and is_complete(workdir, task) and redo.isdisjoint(task.dependencies):
+            report.skipped.append(task.name)
+        else:
+            todo.append(task)
+            redo.add(task.name)
+    for task in todo:
+        # Stale outputs must not pass for fresh ones if the task fails this time.
+        for out in task.outputs:
+            (workdir / out).unlink(missing_ok=True)
+    if todo:
+        report.outcomes = executor.execute(workdir, workflow, todo)
+    if report.names(FAILED) or report.names(NOT_RUN):
+        raise WorkflowError(report, workflow)
+    return report

@@ -1,0 +1,73 @@
+"""What every back-end implements, and what run() reports.
+
+A back-end executes a list of tasks of a workflow; it knows nothing of
+experiments, folds or scores. The tasks it is given are the ones still to do:
+a dependency that is not among them is already complete.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..workflow import Task, Workflow
+
+DONE, FAILED, NOT_RUN = "done", "failed", "not run"
+
+
+@dataclass
+class TaskOutcome:
+    """How one task ended: DONE, FAILED (with its error) or NOT_RUN (a dependency failed)."""
+
+    status: str
+    error: str = ""
+
+
+@dataclass
+class RunReport:
+    """What a run did, task by task."""
+
+    workdir: Path
+    outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # complete before the run (resumed)
+
+    def names(self, status: str) -> list[str]:
+        return [name for name, o in self.outcomes.items() if o.status == status]
+
+    def summary(self) -> str:
+        return (f"{len(self.outcomes) + len(self.skipped)} tasks: {len(self.names(DONE))} done, "
+                f"{len(self.names(FAILED))} failed, {len(self.names(NOT_RUN))} not run, "
+                f"{len(self.skipped)} skipped (already complete)")
+
+
+class WorkflowError(RuntimeError):
+    """Some tasks failed; the message names each, with its command and log file."""
+
+    def __init__(self, report: RunReport, workflow: Workflow) -> None:
+        self.report = report
+        lines = [f"mempamal: {report.summary()} in {report.workdir}"]
+        for name in report.names(FAILED):
+            task = workflow.by_name[name]
+            error = report.outcomes[name].error.strip().splitlines()
+            lines.append(f"- task {name} failed: {error[-1] if error else 'no message'}")
+            lines.append(f"  command: {task.shell_command(report.workdir)}")
+            lines.append(f"  log: {report.workdir / task.log}")
+        not_run = report.names(NOT_RUN)
+        if not_run:
+            lines.append(f"- not run because a task they need failed: {', '.join(not_run)}")
+        super().__init__("\n".join(lines))
+
+
+class Backend(abc.ABC):
+    """Executes tasks of a workflow, dependencies first.
+
+    Implementations must run a task only once its dependencies (among the
+    given tasks) are DONE, must go on with independent tasks when one fails,
+    and must return an outcome for every task given.
+    """
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task]) -> dict[str, TaskOutcome]:
+        """Run ``tasks`` (in dependency order within the list) and report each one's outcome."""

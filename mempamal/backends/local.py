@@ -1,0 +1,92 @@
+"""The local back-end: the workflow's tasks in warm worker processes on this machine.
+
+Workers are joblib's loky reusable processes: they import scikit-learn once
+and stay alive between tasks (and between runs), and each task is handed to
+them as a few strings, never as arrays.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import FIRST_COMPLETED, wait
+from pathlib import Path
+
+from ..workflow import Task, Workflow, thread_limits
+from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
+
+
+def _run_in_worker(workdir: str, task_args: list[str], log: str, threads: int) -> None:
+    from threadpoolctl import threadpool_limits
+
+    from ..tasks import run_task
+
+    # The executor's env only reaches workers it starts; reused workers need the limit set here.
+    with threadpool_limits(limits=threads):
+        run_task(workdir, task_args, log)
+
+
+class LocalBackend(Backend):
+    """Run tasks ``n_jobs`` at a time in worker processes on this machine.
+
+    Parameters
+    ----------
+    n_jobs : int, default=1
+        Tasks at once; -1 means all cores (-2 all but one, as joblib counts).
+    threads_per_task : int, default=None
+        BLAS/OpenMP threads each task may use; default: the cores divided by ``n_jobs``.
+    """
+
+    name = "local"
+
+    def __init__(self, n_jobs: int = 1, threads_per_task: int | None = None) -> None:
+        from joblib import cpu_count
+
+        if n_jobs == 0 or not isinstance(n_jobs, int):
+            raise ValueError(f"n_jobs: expected a non-zero int, got {n_jobs!r}")
+        self.n_jobs = n_jobs if n_jobs > 0 else max(cpu_count() + 1 + n_jobs, 1)
+        # BLAS and OpenMP threads of n_jobs tasks must not oversubscribe the cores.
+        self.threads_per_task = threads_per_task or max(cpu_count() // self.n_jobs, 1)
+
+    def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task]) -> dict[str, TaskOutcome]:
+        from joblib.externals.loky import get_reusable_executor
+
+        todo = {t.name for t in tasks}
+        waiting = {t.name: {d for d in t.dependencies if d in todo} for t in tasks}
+        dependents = workflow.dependents()
+        outcomes: dict[str, TaskOutcome] = {}
+        ready = [t.name for t in tasks if not waiting[t.name]]
+        running = {}
+
+        def settle(name: str, outcome: TaskOutcome) -> None:
+            outcomes[name] = outcome
+            for child in dependents[name]:
+                if child not in waiting or child in outcomes:
+                    continue
+                if outcome.status != DONE:
+                    settle(child, TaskOutcome(NOT_RUN, f"{name} did not complete"))
+                else:
+                    waiting[child].discard(name)
+                    if not waiting[child]:
+                        ready.append(child)
+
+        def new_executor():
+            return get_reusable_executor(max_workers=self.n_jobs, reuse=True,
+                                         env=thread_limits(self.threads_per_task))
+
+        executor = new_executor()
+        while ready or running:
+            if getattr(executor, "_flags", None) is not None and executor._flags.broken:
+                executor = new_executor()  # a worker died: its tasks failed, the others go on
+            while ready and len(running) < self.n_jobs:
+                task = workflow.by_name[ready.pop(0)]
+                future = executor.submit(_run_in_worker, str(workdir), task.task_args, task.log,
+                                         self.threads_per_task)
+                running[future] = task.name
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                error = future.exception()
+                if error is None:
+                    settle(name, TaskOutcome(DONE))
+                else:
+                    settle(name, TaskOutcome(FAILED, f"{type(error).__name__}: {error}"))
+        return outcomes

@@ -1,0 +1,55 @@
+"""The ``mempamal`` command (also ``python -m mempamal``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mempamal", description="Means for EMbarrassingly PArallel MAchine Learning.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("run", help="execute the workflow of a workdir",
+                            description="Execute the workflow of WORKDIR with a back-end.")
+    p.add_argument("workdir", help="a directory written by Experiment.write")
+    p.add_argument("--backend", default="local", help="the back-end (default: local)")
+    p.add_argument("-j", "--n-jobs", type=int, default=None,
+                   help="tasks at once for the local back-end (-1: all cores; default 1)")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="recompute every task, even those already complete")
+
+    p = commands.add_parser("results", help="print the summary of a finished workdir")
+    p.add_argument("workdir")
+
+    from .tasks import task_parser
+
+    task_parser(commands.add_parser(
+        "task", help="run one task of a workflow (the commands in workflow.json)"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "task":
+        from .tasks import execute
+
+        execute(args)
+        return
+    if args.command == "run":
+        from .backends import WorkflowError, run
+
+        options = {} if args.n_jobs is None else {"n_jobs": args.n_jobs}
+        try:
+            report = run(args.workdir, backend=args.backend, resume=args.resume, **options)
+        except (WorkflowError, FileNotFoundError, ValueError) as e:
+            sys.exit(str(e))
+        print(f"mempamal: {report.summary()}")
+        return
+    if args.command == "results":
+        from .results import load_results
+
+        try:
+            print(load_results(args.workdir).summary())
+        except FileNotFoundError as e:
+            sys.exit(str(e))

@@ -1,0 +1,321 @@
+"""The experiment: what the user describes, validated at once, written as files.
+
+:class:`Experiment` follows the conventions of scikit-learn's GridSearchCV
+and cross_validate; :meth:`Experiment.write` turns it into experiment.json,
+the data and folds as numpy files, and workflow.json. Nothing is fitted here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import numbers
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .encoding import encode, packages_of
+from .files import write_json
+from .scoring import describe_scoring
+
+EXPERIMENT_FILE = "experiment.json"
+FORMAT = "mempamal/experiment-1"
+# What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
+GENERATED = ("experiment.json", "workflow.json", "folds.npz", "data", "maps", "outer", "logs",
+             "results.json", "results.npz")
+
+
+class Experiment:
+    """A supervised-learning experiment: (nested) cross-validation of an estimator.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        Anything that follows scikit-learn's conventions (get_params, set_params,
+        fit, predict or score). Its class must be importable by module path.
+    cv : int, cross-validation generator or iterable, default=5
+        Outer cross-validation, as in ``cross_validate``.
+    param_grid : dict or list of dicts, default=None
+        Grid of parameters, as in ``GridSearchCV``. ``None`` (and no
+        ``param_distributions``) means no model selection: a plain
+        cross-validated score.
+    param_distributions : dict or list of dicts, default=None
+        Instead of ``param_grid``: distributions sampled once at :meth:`write`
+        with ``ParameterSampler``, as ``RandomizedSearchCV`` samples them.
+    n_iter : int, default=10
+        Number of parameter settings sampled from ``param_distributions``.
+    random_state : int or None, default=None
+        Seed of the parameter sampling (an int: a RandomState cannot be stored).
+    inner_cv : int, cross-validation generator or iterable, default=5
+        Inner cross-validation splitting each outer training set, as in ``GridSearchCV``.
+    scoring : str, callable, list or dict, default=None
+        As in ``GridSearchCV``; ``None`` uses the estimator's ``score``.
+    refit : bool or str, default=True
+        The metric that selects the parameters (a metric name with several metrics).
+    error_score : "raise" or float, default=np.nan
+        Score given to a fit that raises, as in ``GridSearchCV``.
+    grid_chunk_size : int, default=None
+        Grid points per map task; ``None`` puts the whole grid in one task.
+    """
+
+    def __init__(self, estimator, *, cv=5, param_grid=None, param_distributions=None, n_iter=10,
+                 random_state=None, inner_cv=5, scoring=None, refit=True, error_score=np.nan,
+                 grid_chunk_size=None) -> None:
+        self.estimator = estimator
+        self.cv = cv
+        self.param_grid = param_grid
+        self.param_distributions = param_distributions
+        self.n_iter = n_iter
+        self.random_state = random_state
+        self.inner_cv = inner_cv
+        self.scoring = scoring
+        self.refit = refit
+        self.error_score = error_score
+        self.grid_chunk_size = grid_chunk_size
+        self._validate()
+
+    # -- validation -------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        est = self.estimator
+        if isinstance(est, type) or not hasattr(est, "get_params") or not hasattr(est, "fit"):
+            raise TypeError(
+                f"estimator: expected an estimator instance with get_params and fit, got {est!r}"
+            )
+        self._encoded_estimator = encode(est)
+        self._scorers, self._refit_metric = describe_scoring(self.scoring, self.refit)
+        if self.param_grid is not None and self.param_distributions is not None:
+            raise ValueError("param_grid and param_distributions: give one or the other, not both")
+        if not (self.error_score == "raise" or isinstance(self.error_score, numbers.Number)):
+            raise ValueError(f"error_score: expected 'raise' or a number, got {self.error_score!r}")
+        if self.random_state is not None and not isinstance(self.random_state, numbers.Integral):
+            raise ValueError("random_state: expected an int or None (a RandomState cannot be stored)")
+        if self.grid_chunk_size is not None and (
+            not isinstance(self.grid_chunk_size, numbers.Integral) or self.grid_chunk_size < 1
+        ):
+            raise ValueError(f"grid_chunk_size: expected a positive int or None, got {self.grid_chunk_size!r}")
+        search = self.param_grid if self.param_grid is not None else self.param_distributions
+        if search is not None:
+            self._check_search_space(search)
+            if self.param_distributions is None:
+                # A grid is known now: encode it now, so a bad value fails here, not at write().
+                self._encoded_candidates = self._encode_candidates(self._candidates())
+
+    def _check_search_space(self, space) -> None:
+        name = "param_grid" if self.param_grid is not None else "param_distributions"
+        grids = [space] if isinstance(space, dict) else space
+        if not isinstance(grids, (list, tuple)) or not grids:
+            raise ValueError(f"{name}: expected a dict or a non-empty list of dicts, got {space!r}")
+        params = self.estimator.get_params(deep=True)
+        for grid in grids:
+            if not isinstance(grid, dict) or not grid:
+                raise ValueError(f"{name}: expected non-empty dicts, got {grid!r}")
+            for key, values in grid.items():
+                if name == "param_grid" or not hasattr(values, "rvs"):
+                    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+                        raise ValueError(
+                            f"{name}[{key!r}]: expected a non-empty list of values, got {values!r}"
+                        )
+                if key not in params and not _set_by_grid(key, grid):
+                    import difflib
+
+                    close = difflib.get_close_matches(key, list(params), n=3)
+                    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                    raise ValueError(
+                        f"{name}: {key!r} is not a parameter of {type(self.estimator).__name__}{hint} "
+                        "(estimator.get_params().keys() lists the valid names)"
+                    )
+
+    def _candidates(self) -> list[dict] | None:
+        """Every parameter setting, in ParameterGrid (or ParameterSampler) order."""
+        from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+        if self.param_grid is not None:
+            return list(ParameterGrid(self.param_grid))
+        if self.param_distributions is not None:
+            return list(ParameterSampler(self.param_distributions, self.n_iter, random_state=self.random_state))
+        return None
+
+    @staticmethod
+    def _encode_candidates(candidates: list[dict]) -> list[dict]:
+        return [
+            {key: encode(value, path=f"param_grid[{key!r}] (candidate {n})") for key, value in params.items()}
+            for n, params in enumerate(candidates)
+        ]
+
+    # -- writing --------------------------------------------------------------------
+
+    def write(self, X, y, workdir: str | os.PathLike, groups=None, *, python: str | None = None,
+              overwrite: bool = False) -> Path:
+        """Write the experiment as files in ``workdir``; nothing is fitted.
+
+        Parameters
+        ----------
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        workdir : path
+            Created if needed. Writing the same experiment again keeps finished outputs.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for group splitters, used in both loops.
+        python : str, default=None
+            Interpreter of the task commands; default: this one's absolute path
+            (set it when the cluster's nodes see Python elsewhere).
+        overwrite : bool, default=False
+            Replace a different experiment already written in ``workdir``.
+
+        Returns
+        -------
+        workdir : pathlib.Path
+        """
+        from sklearn.base import is_classifier
+
+        from .data import as_array, save_data
+        from .folds import compute_folds, count_folds, save_folds
+        from .workflow import build_workflow, save_workflow
+
+        workdir = Path(workdir)
+        X, y, groups = _check_data(X, y, groups)
+        with_search = self.param_grid is not None or self.param_distributions is not None
+        if self.param_distributions is not None:
+            encoded_candidates = self._encode_candidates(self._candidates())
+        else:
+            encoded_candidates = getattr(self, "_encoded_candidates", None)
+        fold_arrays = compute_folds(self.estimator, self.cv, self.inner_cv if with_search else None, X, y, groups)
+        n_outer, n_inner = count_folds(fold_arrays)
+        if n_outer == 0 or (with_search and min(n_inner) == 0):
+            raise ValueError("cv / inner_cv: the splitter produced no folds")
+
+        n_candidates = len(encoded_candidates) if with_search else 0
+        chunk = self.grid_chunk_size or max(n_candidates, 1)
+        doc = {
+            "format": FORMAT,
+            "mempamal_version": __version__,
+            "estimator": self._encoded_estimator,
+            "estimator_repr": repr(self.estimator),
+            "is_classifier": bool(is_classifier(self.estimator)),
+            "scoring": self._scorers,
+            "refit": self._refit_metric,
+            "error_score": encode(self.error_score),
+            "search": None if not with_search else ("grid" if self.param_grid is not None else "random"),
+            "candidates": encoded_candidates,
+            "n_candidates": n_candidates,
+            "grid_chunk_size": chunk,
+            "n_chunks": -(-n_candidates // chunk) if with_search else 0,
+            "cv": repr(self.cv),
+            "inner_cv": repr(self.inner_cv) if with_search else None,
+            "n_outer": n_outer,
+            "n_inner": n_inner if with_search else None,
+            "n_samples": int(y.shape[0]),
+            "folds": "folds.npz",
+        }
+        doc["packages"] = sorted(packages_of([doc["estimator"], doc["scoring"], doc["candidates"]]))
+        doc["fingerprint"] = _fingerprint(doc, [X, y, groups], fold_arrays)
+
+        previous = _read_previous(workdir)
+        if previous is not None and previous.get("fingerprint") == doc["fingerprint"] and (
+            workdir / "workflow.json"
+        ).exists():
+            return workdir  # the same experiment: keep its finished outputs
+        if previous is not None and not overwrite:
+            raise FileExistsError(
+                f"{workdir}: holds a different experiment; use another workdir, or "
+                "overwrite=True (--overwrite) to replace it and its results"
+            )
+        _clear(workdir)
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            probe = workdir / ".mempamal-write-test"
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            raise PermissionError(f"workdir {str(workdir)!r} cannot be written: {e.strerror}") from e
+
+        doc["data"] = save_data(workdir, X, y, groups)
+        save_folds(workdir, fold_arrays)
+        write_json(workdir / EXPERIMENT_FILE, doc)
+        # workflow.json last: its presence marks a completely written workdir.
+        save_workflow(workdir, build_workflow(doc, python or sys.executable))
+        return workdir
+
+    def __repr__(self) -> str:
+        return f"Experiment({self.estimator!r}, cv={self.cv!r}, scoring={self.scoring!r})"
+
+
+def _set_by_grid(key: str, grid: dict) -> bool:
+    """Whether ``key`` names a parameter of an estimator that the grid itself sets (e.g. 'clf__C' with 'clf')."""
+    prefix, _, rest = key.rpartition("__")
+    while prefix:
+        values = grid.get(prefix)
+        if values is not None and all(hasattr(v, "get_params") for v in values):
+            return all(rest in v.get_params(deep=True) for v in values)
+        prefix, _, head = prefix.rpartition("__")
+        rest = f"{head}__{rest}"
+    return False
+
+
+def _check_data(X, y, groups):
+    import scipy.sparse as sp
+
+    from .data import as_array
+
+    if not sp.issparse(X):
+        X = as_array(X, "X")
+        if X.ndim != 2:
+            raise ValueError(f"X: expected a 2-D array of shape (n_samples, n_features), got shape {X.shape}")
+    y = as_array(y, "y")
+    if y.ndim == 0 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"X and y: lengths differ ({X.shape[0]} samples in X, {y.shape[:1] or 'none'} in y)")
+    if groups is not None:
+        groups = as_array(groups, "groups")
+        if groups.shape != (X.shape[0],):
+            raise ValueError(f"groups: expected shape ({X.shape[0]},) like X's samples, got {groups.shape}")
+    return X, y, groups
+
+
+def _fingerprint(doc: dict, arrays: list, fold_arrays: dict) -> str:
+    """A digest of everything a task's result depends on: the experiment, the data, the folds."""
+    import scipy.sparse as sp
+
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode())
+    parts = []
+    for a in arrays:
+        if a is None:
+            parts.append(None)
+        elif sp.issparse(a):
+            a = a.tocsr()
+            parts.extend([a.data, a.indices, a.indptr, np.array(a.shape)])
+        else:
+            parts.append(a)
+    parts.extend(fold_arrays[k] for k in sorted(fold_arrays))
+    for a in parts:
+        if a is None:
+            digest.update(b"none")
+            continue
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.view(np.uint8) if a.size else b"")
+    return digest.hexdigest()
+
+
+def _read_previous(workdir: Path) -> dict | None:
+    path = workdir / EXPERIMENT_FILE
+    if not path.exists():
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError:
+        return {}
+
+
+def _clear(workdir: Path) -> None:
+    for name in GENERATED:
+        path = workdir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()

@@ -1,0 +1,83 @@
+"""Outer and inner cross-validation folds, computed once and frozen in folds.npz.
+
+Inner folds split each outer training set exactly as GridSearchCV would split
+the data it is given, and are stored relative to that training set. Freezing
+them at write() means randomized splitters give every task the same split.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .files import atomic_open
+
+FOLDS_FILE = "folds.npz"
+
+
+def compute_folds(estimator, cv, inner_cv, X, y, groups) -> dict[str, np.ndarray]:
+    """Split the data; return the arrays stored in folds.npz.
+
+    ``inner_cv=None`` means no model selection: outer folds only.
+    """
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import check_cv
+    from sklearn.utils import _safe_indexing
+
+    classifier = is_classifier(estimator)
+    arrays = {}
+    outer = check_cv(cv, y, classifier=classifier)
+    for o, (train, test) in enumerate(outer.split(X, y, groups)):
+        arrays[f"outer_train_{o}"] = np.asarray(train, dtype=np.intp)
+        arrays[f"outer_test_{o}"] = np.asarray(test, dtype=np.intp)
+        if inner_cv is None:
+            continue
+        y_train = _safe_indexing(y, train)
+        inner = check_cv(inner_cv, y_train, classifier=classifier)
+        inner_splits = inner.split(
+            _safe_indexing(X, train), y_train, None if groups is None else _safe_indexing(groups, train)
+        )
+        for i, (inner_train, inner_test) in enumerate(inner_splits):
+            arrays[f"inner_train_{o}_{i}"] = np.asarray(inner_train, dtype=np.intp)
+            arrays[f"inner_test_{o}_{i}"] = np.asarray(inner_test, dtype=np.intp)
+    return arrays
+
+
+def count_folds(arrays: dict[str, np.ndarray]) -> tuple[int, list[int]]:
+    """(number of outer folds, number of inner folds of each outer fold)."""
+    n_outer = sum(1 for k in arrays if k.startswith("outer_train_"))
+    n_inner = [sum(1 for k in arrays if k.startswith(f"inner_train_{o}_")) for o in range(n_outer)]
+    return n_outer, n_inner
+
+
+def save_folds(workdir: Path, arrays: dict[str, np.ndarray]) -> str:
+    with atomic_open(workdir / FOLDS_FILE) as f:
+        np.savez(f, **arrays)
+    return FOLDS_FILE
+
+
+class Folds:
+    """Lazy access to folds.npz: only the arrays a task asks for are read."""
+
+    def __init__(self, workdir: Path) -> None:
+        self._npz = np.load(workdir / FOLDS_FILE, allow_pickle=False)
+
+    def outer(self, o: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._npz[f"outer_train_{o}"], self._npz[f"outer_test_{o}"]
+
+    def inner(self, o: int, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inner train/test indices of outer fold ``o``, relative to the whole data."""
+        outer_train = self._npz[f"outer_train_{o}"]
+        return outer_train[self._npz[f"inner_train_{o}_{i}"]], outer_train[self._npz[f"inner_test_{o}_{i}"]]
+
+    def close(self) -> None:
+        self._npz.close()
+
+
+def subset(array: Any, indices: np.ndarray) -> Any:
+    """Rows ``indices`` of a (memory-mapped, sparse or dense) array, as an in-memory array."""
+    if array is None:
+        return None
+    rows = array[indices]
+    return np.asarray(rows) if isinstance(rows, np.memmap) else rows

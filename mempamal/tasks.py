@@ -1,0 +1,323 @@
+"""The task functions: map (fit and score grid points on an inner fold), refit
+(select as GridSearchCV does, refit, test on the outer fold) and gather.
+
+Each runs the same way from its command (``python -m mempamal task ...``)
+and inside a back-end's worker process (:func:`run_task`).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .encoding import decode, encode
+from .files import load_arrays, read_json, save_arrays, write_json
+from .workflow import RESULTS_JSON, RESULTS_NPZ, map_output, refit_output
+
+
+class TaskInputError(RuntimeError):
+    """A file a task needs is missing or unreadable."""
+
+
+class Context:
+    """What every task of a workdir reads: the experiment, its data and folds."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.doc = read_json(workdir / "experiment.json")
+        self.packages = self.doc.get("packages", [])
+
+    def decode(self, encoded: Any) -> Any:
+        return decode(encoded, self.packages)
+
+    def estimator(self):
+        return self.decode(self.doc["estimator"])
+
+    def candidates(self, start: int = 0, stop: int | None = None) -> list[dict]:
+        return [{k: self.decode(v) for k, v in params.items()}
+                for params in self.doc["candidates"][start:stop]]
+
+    def scorers(self) -> dict:
+        from .scoring import build_scorers
+
+        return build_scorers(self.doc["scoring"], self.packages)
+
+    @property
+    def error_score(self):
+        return self.decode(self.doc["error_score"])
+
+    def data(self):
+        from .data import load_data
+
+        return load_data(self.workdir, self.doc["data"])
+
+    def folds(self):
+        from .folds import Folds
+
+        return Folds(self.workdir)
+
+
+def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score):
+    """Clone, set params, fit and score, as scikit-learn's _fit_and_score does.
+
+    Returns (scores per metric, fit time, score time, error message or "").
+    """
+    from sklearn.base import clone
+
+    estimator = clone(estimator)
+    if params:
+        estimator.set_params(**params)
+    start = time.perf_counter()
+    try:
+        estimator.fit(X_train, y_train)
+    except Exception:
+        if error_score == "raise":
+            raise
+        fit_time = time.perf_counter() - start
+        return {m: error_score for m in scorers}, fit_time, 0.0, traceback.format_exc()
+    fit_time = time.perf_counter() - start
+    start = time.perf_counter()
+    try:
+        scores = {m: scorer(estimator, X_test, y_test) for m, scorer in scorers.items()}
+    except Exception:
+        if error_score == "raise":
+            raise
+        return {m: error_score for m in scorers}, fit_time, time.perf_counter() - start, traceback.format_exc()
+    return scores, fit_time, time.perf_counter() - start, ""
+
+
+def run_map(workdir: Path, outer: int, inner: int, chunk: int) -> None:
+    """Fit and score the grid points of one chunk on one inner fold."""
+    from .folds import subset
+
+    ctx = Context(workdir)
+    size = ctx.doc["grid_chunk_size"]
+    start = chunk * size
+    candidates = ctx.candidates(start, start + size)
+    estimator, scorers, error_score = ctx.estimator(), ctx.scorers(), ctx.error_score
+    X, y, _ = ctx.data()
+    train, test = ctx.folds().inner(outer, inner)
+    X_train, y_train, X_test, y_test = subset(X, train), subset(y, train), subset(X, test), subset(y, test)
+
+    scores = {m: [] for m in scorers}
+    fit_times, score_times, errors = [], [], []
+    for params in candidates:
+        s, fit_time, score_time, error = _fit_and_score(
+            estimator, params, X_train, y_train, X_test, y_test, scorers, error_score)
+        for m in scorers:
+            scores[m].append(s[m])
+        fit_times.append(fit_time)
+        score_times.append(score_time)
+        if error:
+            warnings.warn(f"a fit failed (outer {outer}, inner {inner}, candidate "
+                          f"{start + len(fit_times) - 1}); its score is error_score={error_score}:\n{error}")
+        errors.append(error)
+    save_arrays(
+        workdir / map_output(outer, inner, chunk),
+        meta={"fingerprint": ctx.doc["fingerprint"], "start": start, "errors": errors},
+        fit_time=fit_times, score_time=score_times,
+        **{f"test_{m}": np.asarray(v, dtype=np.float64) for m, v in scores.items()},
+    )
+
+
+def _inner_table(ctx: Context, outer: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
+    """Inner scores of fold ``outer`` as (n_candidates, n_inner) arrays, plus times and fit errors."""
+    doc = ctx.doc
+    n_inner, n_chunks = doc["n_inner"][outer], doc["n_chunks"]
+    tables: dict[str, list] = {}
+    errors: list[str] = []
+    for i in range(n_inner):
+        columns: dict[str, list] = {}
+        for c in range(n_chunks):
+            path = ctx.workdir / map_output(outer, i, c)
+            try:
+                meta, arrays = load_arrays(path)
+            except (OSError, ValueError) as e:
+                raise TaskInputError(f"{path}: cannot read the output of task map-o{outer}-i{i}-c{c} "
+                                     f"(did it fail? see logs/map-o{outer}-i{i}-c{c}.log): {e}") from e
+            errors.extend(err for err in meta["errors"] if err)
+            for key, value in arrays.items():
+                columns.setdefault(key, []).append(value)
+        for key, parts in columns.items():
+            tables.setdefault(key, []).append(np.concatenate(parts))
+    stacked = {key: np.stack(cols, axis=1) for key, cols in tables.items()}
+    scores = {k[len("test_"):]: v for k, v in stacked.items() if k.startswith("test_")}
+    times = {k: v for k, v in stacked.items() if not k.startswith("test_")}
+    return scores, times, errors
+
+
+def _select(mean_scores: np.ndarray) -> int:
+    """The index GridSearchCV picks: best mean, first on ties, NaN never wins unless all are NaN."""
+    if np.isnan(mean_scores).all():
+        return 0
+    return int(np.argmax(np.where(np.isnan(mean_scores), -np.inf, mean_scores)))
+
+
+def run_refit(workdir: Path, outer: int) -> None:
+    """Select the best grid point of fold ``outer``, refit it on the outer training set, test it."""
+    from sklearn.base import clone
+
+    from .folds import subset
+
+    ctx = Context(workdir)
+    doc = ctx.doc
+    estimator = ctx.estimator()
+    meta: dict[str, Any] = {"fingerprint": doc["fingerprint"]}
+    arrays: dict[str, Any] = {}
+    params: dict = {}
+    if doc["search"] is not None:
+        scores, times, errors = _inner_table(ctx, outer)
+        n_fits = scores[doc["refit"]].size
+        if errors and len(errors) == n_fits:
+            raise ValueError(f"All the {n_fits} fits failed on outer fold {outer}; the first error:\n{errors[0]}")
+        best = _select(scores[doc["refit"]].mean(axis=1))
+        params = ctx.candidates(best, best + 1)[0]
+        meta.update(best_index=best, best_params=doc["candidates"][best], n_failed_fits=len(errors))
+        arrays.update({f"inner_test_{m}": v for m, v in scores.items()})
+        arrays.update({f"inner_{k}": v for k, v in times.items()})
+
+    X, y, _ = ctx.data()
+    train, test = ctx.folds().outer(outer)
+    X_test, y_test = subset(X, test), subset(y, test)
+    model = clone(estimator)
+    if params:
+        model.set_params(**params)
+    start = time.perf_counter()
+    model.fit(subset(X, train), subset(y, train))
+    meta["fit_time"] = time.perf_counter() - start
+    start = time.perf_counter()
+    meta["test_scores"] = {m: float(s(model, X_test, y_test)) for m, s in ctx.scorers().items()}
+    meta["score_time"] = time.perf_counter() - start
+    if hasattr(model, "predict"):
+        arrays["test_predictions"] = model.predict(X_test)
+    arrays["test_indices"] = test
+    save_arrays(workdir / refit_output(outer), meta=_encode_floats(meta), **arrays)
+
+
+def _encode_floats(meta: dict) -> dict:
+    """Scores may be NaN, which JSON cannot say: encode them."""
+    meta["test_scores"] = {m: encode(v) for m, v in meta["test_scores"].items()}
+    return meta
+
+
+def run_gather(workdir: Path) -> None:
+    """Gather every outer fold into results.json and results.npz."""
+    ctx = Context(workdir)
+    doc = ctx.doc
+    folds = []
+    for o in range(doc["n_outer"]):
+        path = workdir / refit_output(o)
+        try:
+            folds.append(load_arrays(path))
+        except (OSError, ValueError) as e:
+            raise TaskInputError(f"{path}: cannot read the output of task refit-o{o} "
+                                 f"(did it fail? see logs/refit-o{o}.log): {e}") from e
+    metrics = list(doc["scoring"])
+    test = {m: np.array([decode(meta["test_scores"][m]) for meta, _ in folds], dtype=float) for m in metrics}
+    arrays: dict[str, Any] = {f"test_{m}": v for m, v in test.items()}
+    arrays["fit_time"] = [meta["fit_time"] for meta, _ in folds]
+    arrays["score_time"] = [meta["score_time"] for meta, _ in folds]
+    results: dict[str, Any] = {
+        "fingerprint": doc["fingerprint"],
+        "metrics": metrics,
+        "refit": doc["refit"],
+        "n_outer": doc["n_outer"],
+        "test_scores": {m: [encode(float(s)) for s in v] for m, v in test.items()},
+        "summary": {m: {k: encode(float(f(v))) for k, f in
+                        (("mean", np.mean), ("std", np.std), ("median", np.median))} for m, v in test.items()},
+        "search": doc["search"],
+    }
+    if doc["search"] is not None:
+        results["best_index"] = [meta["best_index"] for meta, _ in folds]
+        results["best_params"] = [meta["best_params"] for meta, _ in folds]
+        results["n_failed_fits"] = [meta["n_failed_fits"] for meta, _ in folds]
+        n_inner = max(doc["n_inner"])
+        for key in folds[0][1]:
+            if key.startswith("inner_"):
+                table = np.full((doc["n_outer"], doc["n_candidates"], n_inner), np.nan)
+                for o, (_, fold) in enumerate(folds):
+                    table[o, :, :fold[key].shape[1]] = fold[key]
+                arrays[key] = table
+    for o, (_, fold) in enumerate(folds):
+        arrays[f"test_indices_{o}"] = fold["test_indices"]
+        if "test_predictions" in fold:
+            arrays[f"test_predictions_{o}"] = fold["test_predictions"]
+    save_arrays(workdir / RESULTS_NPZ, **arrays)
+    # results.json last: it is the mark of a finished experiment.
+    write_json(workdir / RESULTS_JSON, results)
+
+
+# -- the command line of a task -------------------------------------------------------
+
+def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The parser of ``mempamal task ...`` (the commands workflow.json calls)."""
+    parser = parser or argparse.ArgumentParser(prog="mempamal task")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,gather}")
+    p = stages.add_parser("map", help="fit and score a chunk of the grid on one inner fold")
+    p.add_argument("workdir")
+    p.add_argument("--outer", type=int, required=True)
+    p.add_argument("--inner", type=int, required=True)
+    p.add_argument("--chunk", type=int, required=True)
+    p = stages.add_parser("refit", help="select, refit and test on one outer fold")
+    p.add_argument("workdir")
+    p.add_argument("--outer", type=int, required=True)
+    p = stages.add_parser("gather", help="gather the outer folds into results.json and results.npz")
+    p.add_argument("workdir")
+    return parser
+
+
+def execute(args: argparse.Namespace, workdir: Path | None = None) -> None:
+    """Run the task that parsed ``args`` name; ``workdir`` resolves a relative workdir argument."""
+    path = Path(args.workdir) if workdir is None else Path(workdir) / args.workdir
+    if args.stage == "map":
+        run_map(path, args.outer, args.inner, args.chunk)
+    elif args.stage == "refit":
+        run_refit(path, args.outer)
+    else:
+        run_gather(path)
+
+
+def run_task(workdir: str | os.PathLike, task_args: list[str], log: str | os.PathLike | None = None) -> None:
+    """Run a task in this process, as its command would, its output and errors going to ``log``."""
+    workdir = Path(workdir)
+    args = task_parser().parse_args(task_args)
+    if log is None:
+        execute(args, workdir)
+        return
+    log_path = workdir / log
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as f, _redirected_output(f):
+        try:
+            execute(args, workdir)
+        except BaseException:
+            traceback.print_exc()
+            raise
+
+
+@contextlib.contextmanager
+def _redirected_output(f):
+    """Send this process's stdout and stderr (Python's and C's) to ``f`` for the duration."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(f.fileno(), 1)
+    os.dup2(f.fileno(), 2)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])

@@ -1,0 +1,38 @@
+"""Shared test helpers: scikit-learn's own nested cross-validation is the oracle."""
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, cross_validate
+
+
+def sklearn_nested(estimator, param_grid, X, y, *, cv, inner_cv, scoring, refit=True, groups=None,
+                   search_cls=GridSearchCV, **search_kwargs):
+    """cross_validate(GridSearchCV(...)) on the same folds: the results mempamal must equal."""
+    search = search_cls(estimator, param_grid, cv=inner_cv, scoring=scoring, refit=refit, **search_kwargs)
+    params = None if groups is None else {"groups": groups}
+    return cross_validate(search, X, y, cv=cv, scoring=scoring, groups=groups, params=params,
+                          return_estimator=True)
+
+
+def assert_same_as_sklearn(results, oracle, metrics):
+    """Per-outer-fold test scores within 1e-12 and the same chosen parameters."""
+    for m in metrics:
+        key = f"test_{m}" if f"test_{m}" in oracle else "test_score"
+        np.testing.assert_allclose(results.test_scores[m], oracle[key], rtol=0, atol=1e-12)
+    if "estimator" in oracle and hasattr(oracle["estimator"][0], "best_params_"):
+        for mine, search in zip(results.best_params, oracle["estimator"]):
+            assert_params_equal(mine, search.best_params_)
+
+
+def assert_params_equal(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if hasattr(a[k], "get_params"):
+            assert type(a[k]) is type(b[k])
+            assert_params_equal(a[k].get_params(deep=False), b[k].get_params(deep=False))
+        else:
+            assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), (k, a[k], b[k])
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    return tmp_path / "run"

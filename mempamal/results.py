@@ -67,7 +67,11 @@ class Results:
 
 
 def _format_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in params.items())
+    def show(v: Any) -> str:
+        v = v.item() if isinstance(v, np.generic) else v
+        return f"{v:g}" if isinstance(v, float) else repr(v)
+
+    return ", ".join(f"{k}={show(v)}" for k, v in params.items())
 
 
 def load_results(workdir: str | os.PathLike) -> Results:

@@ -16,6 +16,7 @@ setup(
         "scikit-learn>=1.4",
         "joblib>=1.2",
         "threadpoolctl>=3.1",
+        "tqdm>=4.60",
         "soma-workflow>=3.3",
     ],
     extras_require={

@@ -18,6 +18,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="tasks at once for the local back-end (-1: all cores; default 1)")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="recompute every task, even those already complete")
+    p.add_argument("-q", "--quiet", dest="progress", action="store_false", help="no progress bar")
 
     p = commands.add_parser("results", help="print the summary of a finished workdir")
     p.add_argument("workdir")
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
 
         options = {} if args.n_jobs is None else {"n_jobs": args.n_jobs}
         try:
-            report = run(args.workdir, backend=args.backend, resume=args.resume, **options)
+            report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
+                         **options)
         except (WorkflowError, FileNotFoundError, ValueError) as e:
             sys.exit(str(e))
         print(f"mempamal: {report.summary()}")

@@ -33,7 +33,8 @@ def get_backend(name: str) -> type[Backend]:
     return getattr(importlib.import_module(module), cls)
 
 
-def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = True, **options) -> RunReport:
+def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = True, progress: bool = True,
+        **options) -> RunReport:
     """Execute the workflow of ``workdir`` with a back-end.
 
     Parameters
@@ -44,6 +45,8 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
         The name of a back-end (see :func:`available_backends`).
     resume : bool, default=True
         Skip tasks whose outputs are complete; ``False`` recomputes everything.
+    progress : bool, default=True
+        Show a progress bar (done / failed / total) while the tasks run.
     **options
         The back-end's own options, e.g. ``n_jobs`` for "local".
 
@@ -75,7 +78,13 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
         for out in task.outputs:
             (workdir / out).unlink(missing_ok=True)
     if todo:
-        report.outcomes = executor.execute(workdir, workflow, todo)
+        from ..progress import Progress
+
+        bar = Progress(len(todo), enabled=progress, desc=f"mempamal {backend}")
+        try:
+            report.outcomes = executor.execute(workdir, workflow, todo, bar)
+        finally:
+            bar.close()
     if report.names(FAILED) or report.names(NOT_RUN):
         raise WorkflowError(report, workflow)
     return report

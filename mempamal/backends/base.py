@@ -10,6 +10,7 @@ import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..progress import Progress
 from ..workflow import Task, Workflow
 
 DONE, FAILED, NOT_RUN = "done", "failed", "not run"
@@ -63,11 +64,13 @@ class Backend(abc.ABC):
 
     Implementations must run a task only once its dependencies (among the
     given tasks) are DONE, must go on with independent tasks when one fails,
-    and must return an outcome for every task given.
+    must call ``progress.update(status)`` once per task as it ends, and must
+    return an outcome for every task given.
     """
 
     name: str = ""
 
     @abc.abstractmethod
-    def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task]) -> dict[str, TaskOutcome]:
+    def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task],
+                progress: Progress) -> dict[str, TaskOutcome]:
         """Run ``tasks`` (in dependency order within the list) and report each one's outcome."""

@@ -10,6 +10,7 @@ import os
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
+from ..progress import Progress
 from ..workflow import Task, Workflow, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
 
@@ -46,7 +47,8 @@ class LocalBackend(Backend):
         # BLAS and OpenMP threads of n_jobs tasks must not oversubscribe the cores.
         self.threads_per_task = threads_per_task or max(cpu_count() // self.n_jobs, 1)
 
-    def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task]) -> dict[str, TaskOutcome]:
+    def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task],
+                progress: Progress) -> dict[str, TaskOutcome]:
         from joblib.externals.loky import get_reusable_executor
 
         todo = {t.name for t in tasks}
@@ -58,6 +60,7 @@ class LocalBackend(Backend):
 
         def settle(name: str, outcome: TaskOutcome) -> None:
             outcomes[name] = outcome
+            progress.update(outcome.status)
             for child in dependents[name]:
                 if child not in waiting or child in outcomes:
                     continue

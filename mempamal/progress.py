@@ -1,0 +1,31 @@
+"""Progress of a run: done / failed / total, as a bar (tqdm.auto: a widget in
+Jupyter, text in a terminal) that every back-end feeds the same way."""
+from __future__ import annotations
+
+
+class Progress:
+    """Counts task outcomes and shows them; ``enabled=False`` shows nothing."""
+
+    def __init__(self, total: int, enabled: bool = True, desc: str = "mempamal") -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self._bar = None
+        if enabled and total:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit="task")
+
+    def update(self, status: str) -> None:
+        """Record one task's outcome ("done", "failed" or "not run")."""
+        if status == "done":
+            self.done += 1
+        else:
+            self.failed += 1
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"failed={self.failed}", refresh=False)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

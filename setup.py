@@ -25,7 +25,6 @@ setup(
     },
     entry_points={"console_scripts": ["mempamal = mempamal.cli:main"]},
     classifiers=[
-        "License :: OSI Approved :: BSD License",
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],

@@ -173,7 +173,7 @@ class Experiment:
         """
         from sklearn.base import is_classifier
 
-        from .data import as_array, save_data
+        from .data import save_data
         from .folds import compute_folds, count_folds, save_folds
         from .workflow import build_workflow, save_workflow
 

@@ -21,7 +21,7 @@ setup(
     ],
     extras_require={
         "dask": ["dask[distributed]>=2023.1"],
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "dask[distributed]>=2023.1"],
     },
     entry_points={"console_scripts": ["mempamal = mempamal.cli:main"]},
     classifiers=[

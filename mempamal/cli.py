@@ -15,7 +15,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("workdir", help="a directory written by Experiment.write")
     p.add_argument("--backend", default="local", help="the back-end (default: local)")
     p.add_argument("-j", "--n-jobs", type=int, default=None,
-                   help="tasks at once for the local back-end (-1: all cores; default 1)")
+                   help="tasks at once (-1: all cores); local: default 1; dask: the workers of the "
+                        "LocalCluster it starts, default all cores")
+    p.add_argument("--scheduler-address", default=None, metavar="ADDR",
+                   help="dask: the scheduler of a running cluster, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="recompute every task, even those already complete")
     p.add_argument("-q", "--quiet", dest="progress", action="store_false", help="no progress bar")
@@ -41,10 +44,12 @@ def main(argv: list[str] | None = None) -> None:
         from .backends import WorkflowError, run
 
         options = {} if args.n_jobs is None else {"n_jobs": args.n_jobs}
+        if args.scheduler_address is not None:
+            options["scheduler_address"] = args.scheduler_address
         try:
             report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
                          **options)
-        except (WorkflowError, FileNotFoundError, ValueError) as e:
+        except (WorkflowError, FileNotFoundError, ValueError, ImportError, ConnectionError) as e:
             sys.exit(str(e))
         print(f"mempamal: {report.summary()}")
         return

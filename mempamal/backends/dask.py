@@ -1,0 +1,195 @@
+"""The Dask back-end: the workflow's tasks as futures on a Dask cluster.
+
+Each task becomes one future that takes its predecessors' futures as
+arguments, so Dask's scheduler orders them; the task runs in-process on a
+worker (:func:`mempamal.tasks.run_task`, the same code as its command) and
+reads and writes the workdir's files, which every worker must therefore see
+(a shared filesystem, as on HPC clusters). Only the task's arguments (a few
+strings) travel through Dask, never arrays.
+
+The cluster is a ``LocalCluster`` of worker processes that ``execute`` starts
+and closes, an existing scheduler (``scheduler_address``), or any cluster
+behind a ``distributed.Client`` the caller passes in and keeps (dask-jobqueue,
+dask-kubernetes, dask-gateway, ...).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from pathlib import Path
+
+from ..progress import Progress
+from ..workflow import WORKFLOW_FILE, Task, Workflow, thread_limits
+from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
+
+_INSTALL_HINT = "the dask back-end needs Dask's distributed scheduler: pip install mempamal[dask]"
+
+# A task redirects its process's stdout/stderr file descriptors to its log
+# (tasks.run_task) and sets process-wide BLAS limits: two tasks at once in one
+# worker process would write into each other's logs. The LocalCluster we start
+# has one thread per worker; on a cluster whose workers have more threads, the
+# extra threads wait here instead of mixing logs.
+_ONE_TASK_PER_PROCESS = threading.Lock()
+
+
+def _run_on_worker(workdir: str, task_args: list[str], log: str, threads: int | None, *dependencies) -> None:
+    """Run one task on a Dask worker; ``dependencies`` (None each) only make Dask wait for them."""
+    if not (Path(workdir) / WORKFLOW_FILE).exists():
+        # Checked first: run_task would create logs/ in a local directory of that name.
+        raise FileNotFoundError(
+            f"{workdir}: no such workdir on the worker host {socket.gethostname()}; Dask workers must see "
+            "the workdir at the same path (a shared filesystem)")
+    from threadpoolctl import threadpool_limits
+
+    from ..tasks import run_task
+
+    with _ONE_TASK_PER_PROCESS, threadpool_limits(limits=threads):
+        run_task(workdir, task_args, log)
+
+
+def _check_distributed() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError as e:
+        raise ImportError(_INSTALL_HINT) from e
+
+
+class DaskBackend(Backend):
+    """Run tasks as Dask futures on a local or existing Dask cluster.
+
+    Parameters
+    ----------
+    scheduler_address : str, default=None
+        The address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
+    client : distributed.Client, default=None
+        A client of any Dask cluster (e.g. a dask-jobqueue ``SLURMCluster``); it is left open.
+    n_jobs : int, default=None
+        Without ``scheduler_address`` or ``client``: the worker processes of the ``LocalCluster``
+        that is started (and closed when the run ends); None or -1 mean all cores.
+        Each worker has one thread: a task redirects its process's output to its log.
+    threads_per_task : int, default=None
+        BLAS/OpenMP threads each task may use; default: the cores divided by ``n_jobs`` on the
+        LocalCluster, the workers' own setting (Dask's default: 1) on other clusters.
+
+    Notes
+    -----
+    A task whose worker dies while running it (killed, out of memory) is run again on another
+    worker, up to Dask's ``distributed.scheduler.allowed-failures`` times (default 3); then it
+    fails with ``KilledWorker``. Tasks only write their outputs atomically, so a rerun is safe.
+    """
+
+    name = "dask"
+
+    def __init__(self, scheduler_address: str | None = None, client=None, n_jobs: int | None = None,
+                 threads_per_task: int | None = None) -> None:
+        _check_distributed()
+        if scheduler_address is not None and client is not None:
+            raise ValueError("scheduler_address, client: give one or the other, not both")
+        if scheduler_address is not None and not isinstance(scheduler_address, str):
+            raise ValueError(f"scheduler_address: expected a str such as 'tcp://host:8786', "
+                             f"got {scheduler_address!r}")
+        if client is not None:
+            from distributed import Client
+
+            if not isinstance(client, Client):
+                raise ValueError(f"client: expected a distributed.Client, got {type(client).__name__}")
+        if n_jobs is not None:
+            if scheduler_address is not None or client is not None:
+                raise ValueError("n_jobs: sets the workers of the LocalCluster the dask back-end starts; "
+                                 "with scheduler_address or client, size that cluster instead")
+            if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0:
+                raise ValueError(f"n_jobs: expected a non-zero int or None, got {n_jobs!r}")
+        if threads_per_task is not None and (not isinstance(threads_per_task, int)
+                                             or isinstance(threads_per_task, bool) or threads_per_task < 1):
+            raise ValueError(f"threads_per_task: expected a positive int or None, got {threads_per_task!r}")
+        self.scheduler_address = scheduler_address
+        self.client = client
+        self.n_jobs = n_jobs
+        self.threads_per_task = threads_per_task
+
+    def _local_cluster(self):
+        from distributed import LocalCluster
+        from joblib import cpu_count
+
+        n_jobs = self.n_jobs or -1
+        workers = n_jobs if n_jobs > 0 else max(cpu_count() + 1 + n_jobs, 1)
+        threads = self.threads_per_task or max(cpu_count() // workers, 1)
+        try:
+            # On loopback only, without a dashboard (the scheduler's health page on any free port):
+            # a private cluster for this run.
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                   env=thread_limits(threads))
+        except Exception as e:
+            raise RuntimeError(
+                f"backend 'dask': could not start a LocalCluster of {workers} worker processes ({e}). "
+                "Its workers are new processes that import your main module: in a script, call run() under "
+                "`if __name__ == \"__main__\":`") from e
+        return cluster, threads
+
+    def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task],
+                progress: Progress) -> dict[str, TaskOutcome]:
+        from distributed import Client
+
+        cluster = None
+        threads = self.threads_per_task
+        if self.client is not None:
+            client = self.client
+        elif self.scheduler_address is not None:
+            try:
+                client = Client(self.scheduler_address, set_as_default=False)
+            except OSError as e:
+                raise ConnectionError(f"scheduler_address: cannot reach a Dask scheduler at "
+                                      f"{self.scheduler_address}: {e}") from e
+        else:
+            cluster, threads = self._local_cluster()
+            client = Client(cluster, set_as_default=False)
+        try:
+            return self._submit_and_wait(client, workdir, tasks, progress, threads)
+        finally:
+            if client is not self.client:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+
+    @staticmethod
+    def _submit_and_wait(client, workdir: Path, tasks: list[Task], progress: Progress,
+                         threads: int | None) -> dict[str, TaskOutcome]:
+        from distributed import as_completed
+
+        # Keys unique to this run: a shared scheduler may hold another run of the same workflow.
+        token = uuid.uuid4().hex[:12]
+        futures = {}
+        for task in tasks:  # dependency order: every predecessor's future exists already
+            deps = [futures[d] for d in task.dependencies if d in futures]  # others are complete
+            futures[task.name] = client.submit(
+                _run_on_worker, os.fspath(workdir), task.task_args, task.log, threads, *deps,
+                key=f"{task.name}-{token}", pure=False)
+        names = {f.key: name for name, f in futures.items()}
+        by_name = {t.name: t for t in tasks}
+        outcomes: dict[str, TaskOutcome] = {}
+        try:
+            for future in as_completed(list(futures.values()), loop=client.loop):
+                name = names[future.key]
+                if future.status == "finished":
+                    outcome = TaskOutcome(DONE)
+                else:
+                    failed_deps = [d for d in by_name[name].dependencies
+                                   if d in futures and futures[d].status != "finished"]
+                    if failed_deps:
+                        # Dask errs the dependents of a failed task with its error, without running them.
+                        outcome = TaskOutcome(NOT_RUN, f"{failed_deps[0]} did not complete")
+                    elif future.status == "error":
+                        error = future.exception()
+                        outcome = TaskOutcome(FAILED, f"{type(error).__name__}: {error}")
+                    else:  # cancelled: the client or the cluster went away
+                        outcome = TaskOutcome(FAILED, f"the Dask future was {future.status} "
+                                                      "(the scheduler or client closed?)")
+                outcomes[name] = outcome
+                progress.update(outcome.status)
+        finally:
+            # Releases finished futures; on an interruption, stops the rest on the cluster.
+            client.cancel(list(futures.values()))
+        return outcomes

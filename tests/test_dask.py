@@ -43,6 +43,19 @@ class KillsItsWorkerOnce(LogisticRegression):
         return super().fit(X, y, **params)
 
 
+class KillsItsWorkerOnRow(LogisticRegression):
+    """A LogisticRegression that kills its process whenever its training set holds ``row``."""
+
+    def __init__(self, row=(), C=1.0):
+        super().__init__(C=C)
+        self.row = row
+
+    def fit(self, X, y, **params):
+        if (np.asarray(X) == np.asarray(self.row)).all(axis=1).any():
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().fit(X, y, **params)
+
+
 def iris_experiment(**kwargs):
     X, y = load_iris(return_X_y=True)
     pipe = Pipeline([("scaler", StandardScaler()), ("logit", LogisticRegression())])
@@ -202,6 +215,35 @@ def test_killed_worker_task_is_retried(client, tmp_path):
     np.testing.assert_array_equal(load_results(workdir).test_scores["accuracy"],
                                   [LogisticRegression().fit(X[tr], y[tr]).score(X[te], y[te])
                                    for tr, te in map(Folds(workdir).outer, range(2))])
+
+
+def test_task_that_always_kills_its_worker_fails(client, tmp_path):
+    X, y = load_iris(return_X_y=True)
+    # Only the training set of outer fold 1 holds row 0: refit-o1 kills every worker that runs it.
+    exp = Experiment(KillsItsWorkerOnRow(row=X[0].tolist()), cv=StratifiedKFold(2), scoring="accuracy")
+    workdir = exp.write(X, y, tmp_path / "run")
+    with pytest.raises(WorkflowError) as info:
+        run(workdir, backend="dask", client=client, progress=False)
+    outcomes = info.value.report.outcomes
+    assert outcomes["refit-o0"].status == DONE
+    assert outcomes["refit-o1"].status == FAILED and "KilledWorker" in outcomes["refit-o1"].error
+    assert outcomes["gather"].status == NOT_RUN
+    assert "task refit-o1 failed: KilledWorker" in str(info.value)
+
+
+def test_unreachable_scheduler_is_named(workdir):
+    import socket
+
+    import dask
+
+    exp, X, y = iris_experiment(param_grid=None)
+    exp.write(X, y, workdir)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(ConnectionError, match=f"scheduler_address: cannot reach a Dask scheduler at {address}"):
+            run(workdir, backend="dask", scheduler_address=address, progress=False)
 
 
 def test_options_are_checked(tmp_path):

@@ -22,6 +22,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="recompute every task, even those already complete")
     p.add_argument("-q", "--quiet", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--resource-id", help="soma-workflow: a resource of ~/.soma-workflow.cfg (default: light mode)")
+    p.add_argument("--login", help="soma-workflow: the login on a remote resource")
+    p.add_argument("--max-jobs", type=int, help="soma-workflow: jobs at once in light mode (default: the cores)")
+
+    from .export import EXPORTERS
+
+    p = commands.add_parser("export", help="write the workflow of a workdir for another tool",
+                            description="Write the workflow of WORKDIR in a format other tools run.")
+    p.add_argument("workdir")
+    p.add_argument("--format", required=True, choices=sorted(EXPORTERS),
+                   help="soma-workflow: Soma-Workflow's file (soma_submit_workflow, GUI); "
+                   "cmd-list: JSON of shell commands runnable from anywhere and their dependencies")
+    p.add_argument("-o", "--output", required=True, help="the file to write")
 
     p = commands.add_parser("results", help="print the summary of a finished workdir")
     p.add_argument("workdir")
@@ -43,15 +56,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         from .backends import WorkflowError, run
 
-        options = {} if args.n_jobs is None else {"n_jobs": args.n_jobs}
-        if args.scheduler_address is not None:
-            options["scheduler_address"] = args.scheduler_address
+        # Only the options given, so that each back-end gets just those it knows.
+        options = {k: v for k, v in (("n_jobs", args.n_jobs), ("scheduler_address", args.scheduler_address),
+                                     ("resource_id", args.resource_id), ("login", args.login),
+                                     ("max_jobs", args.max_jobs)) if v is not None}
         try:
             report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
                          **options)
         except (WorkflowError, FileNotFoundError, ValueError, ImportError, ConnectionError) as e:
             sys.exit(str(e))
         print(f"mempamal: {report.summary()}")
+        return
+    if args.command == "export":
+        from .export import export
+
+        try:
+            print(f"mempamal: wrote {export(args.workdir, args.format, args.output)}")
+        except (FileNotFoundError, ValueError) as e:
+            sys.exit(str(e))
         return
     if args.command == "results":
         from .results import load_results

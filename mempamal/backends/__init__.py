@@ -14,6 +14,7 @@ from .base import DONE, FAILED, NOT_RUN, Backend, RunReport, TaskOutcome, Workfl
 _BACKENDS: dict[str, str] = {
     "local": "mempamal.backends.local:LocalBackend",
     "dask": "mempamal.backends.dask:DaskBackend",
+    "soma-workflow": "mempamal.backends.soma_workflow:SomaWorkflowBackend",
 }
 
 

@@ -1,0 +1,234 @@
+"""The Soma-Workflow back-end: the workflow as Soma-Workflow jobs, on this
+machine (light mode) or on a configured resource (a cluster through PBS,
+SLURM, SGE, DRMAA...).
+
+Each task becomes one Job (its argv command, run from the workdir, its stdout
+and stderr in the workdir's logs/), with the task dependencies, grouped by
+outer fold so that Soma-Workflow's GUI shows the structure. Jobs read and
+write the workdir directly: on a cluster it must be on a filesystem that the
+nodes share with the machine that writes the experiment.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ..progress import Progress
+from ..workflow import LOG_DIR, Task, Workflow, thread_limits
+from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
+
+STDERR_TAIL = 20  # lines of a failed job's stderr in its error report
+
+
+def stdout_file(workdir: Path, task: Task) -> Path:
+    return workdir / LOG_DIR / f"{task.name}.out"
+
+
+def stderr_file(workdir: Path, task: Task) -> Path:
+    # The task's log: the file WorkflowError points to, where tracebacks go.
+    return workdir / task.log
+
+
+def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list[Task] | None = None, *,
+                     threads_per_job: int | None = None, name: str | None = None):
+    """A ``soma_workflow.client.Workflow`` running ``tasks`` (default: all) of a workdir.
+
+    Parameters
+    ----------
+    workdir : path
+        The workdir, made absolute: it is the jobs' working directory.
+    workflow : Workflow
+        The workdir's workflow (:func:`mempamal.workflow.load_workflow`).
+    tasks : list of Task, default=None
+        The tasks to run; dependencies on other tasks are taken as complete.
+    threads_per_job : int, default=None
+        Cap on each job's BLAS/OpenMP threads (``OMP_NUM_THREADS``...); None
+        leaves the jobs' environment alone.
+    name : str, default=None
+        The workflow's name in Soma-Workflow (default: the workdir's name).
+
+    Returns
+    -------
+    soma_workflow.client.Workflow
+    """
+    from soma_workflow.client import Group, Job
+    from soma_workflow.client import Workflow as SomaWorkflow
+
+    workdir = Path(workdir).resolve()
+    tasks = workflow.tasks if tasks is None else tasks
+    env = thread_limits(threads_per_job) if threads_per_job else None
+    # The engine creates the stdout/stderr files at submission: their directory must exist.
+    (workdir / LOG_DIR).mkdir(parents=True, exist_ok=True)
+    jobs = {t.name: Job(command=list(t.command), name=t.name, working_directory=str(workdir),
+                        stdout_file=str(stdout_file(workdir, t)), stderr_file=str(stderr_file(workdir, t)),
+                        env=env)
+            for t in tasks}
+    dependencies = [(jobs[d], jobs[t.name]) for t in tasks for d in t.dependencies if d in jobs]
+    folds: dict[int | None, list] = {}
+    for t in tasks:
+        folds.setdefault(t.outer, []).append(jobs[t.name])
+    groups = [Group(elements=members, name=f"outer fold {o}" if o is not None else "gather")
+              for o, members in sorted(folds.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
+    return SomaWorkflow(jobs=list(jobs.values()), dependencies=dependencies, root_group=groups,
+                        name=name or f"mempamal {workdir.name}")
+
+
+class SomaWorkflowBackend(Backend):
+    """Submit the tasks to Soma-Workflow and wait for them.
+
+    Parameters
+    ----------
+    resource_id : str, default=None
+        A computing resource configured in ``~/.soma-workflow.cfg``; None runs
+        Soma-Workflow's light mode on this machine (no server).
+    login, password, config, rsa_key_pass :
+        Passed to ``soma_workflow.client.WorkflowController`` (login and
+        password of a remote resource, a ``configuration.Configuration``).
+    isolated_light_mode : str or True, default=None
+        Light mode with its database in this directory instead of
+        ``~/.soma-workflow`` (True: a temporary one), as in WorkflowController.
+    max_jobs : int, default=None
+        Jobs running at once, in light mode (the local scheduler's processor
+        count); default: Soma-Workflow's (the cores of this machine).
+    threads_per_job : int, default=None
+        BLAS/OpenMP threads each job may use (``OMP_NUM_THREADS``,
+        ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``... in its environment);
+        default in light mode: the cores divided by the jobs at once; on a
+        remote resource: not set.
+    queue : str, default=None
+        The resource's queue to submit to.
+    poll_interval : float, default=0.5
+        Seconds between two status requests.
+    """
+
+    name = "soma-workflow"
+
+    def __init__(self, resource_id: str | None = None, *, login: str | None = None, password: str | None = None,
+                 config=None, rsa_key_pass: str | None = None, isolated_light_mode: str | os.PathLike | bool | None = None,
+                 max_jobs: int | None = None, threads_per_job: int | None = None, queue: str | None = None,
+                 poll_interval: float = 0.5) -> None:
+        for option, value in (("max_jobs", max_jobs), ("threads_per_job", threads_per_job)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{option}: expected a positive int or None, got {value!r}")
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval: expected a positive number of seconds, got {poll_interval!r}")
+        if isinstance(isolated_light_mode, os.PathLike):
+            isolated_light_mode = os.fspath(isolated_light_mode)
+        self.controller_options = dict(resource_id=resource_id, login=login, password=password, config=config,
+                                       rsa_key_pass=rsa_key_pass, isolated_light_mode=isolated_light_mode)
+        self.max_jobs = max_jobs
+        self.threads_per_job = threads_per_job
+        self.queue = queue
+        self.poll_interval = poll_interval
+
+    def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task],
+                progress: Progress) -> dict[str, TaskOutcome]:
+        scratch = Path(tempfile.mkdtemp(prefix="mempamal-soma-"))
+        controller = None
+        try:
+            controller = self._connect()
+            threads = self._configure(controller, scratch)
+            soma_workflow = to_soma_workflow(workdir, workflow, tasks, threads_per_job=threads)
+            workflow_id = controller.submit_workflow(soma_workflow, name=soma_workflow.name, queue=self.queue)
+            try:
+                return self._wait(controller, workflow_id, workdir, workflow, tasks, progress)
+            finally:
+                # Leave nothing behind in Soma-Workflow's database (and kill jobs still running
+                # when interrupted): the outputs in the workdir are the record of the run.
+                controller.delete_workflow(workflow_id, force=True)
+        finally:
+            if controller is not None:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    controller.stop_engine()
+                    del controller
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _connect(self):
+        from soma_workflow.client import WorkflowController
+
+        # Isolated light mode points SOMA_WORKFLOW_CONFIG at its directory for good: restore it.
+        saved = os.environ.get("SOMA_WORKFLOW_CONFIG")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # its chatter would garble the progress bar
+                return WorkflowController(**self.controller_options)
+        finally:
+            if saved is None:
+                os.environ.pop("SOMA_WORKFLOW_CONFIG", None)
+            else:
+                os.environ["SOMA_WORKFLOW_CONFIG"] = saved
+
+    def _configure(self, controller, scratch: Path) -> int | None:
+        """Apply max_jobs to a light-mode scheduler; return the threads per job."""
+        from soma_workflow.configuration import LocalSchedulerCfg, cpu_count
+
+        scheduler = controller.scheduler_config
+        light = isinstance(scheduler, LocalSchedulerCfg)
+        if not light:
+            if self.max_jobs is not None:
+                raise ValueError(
+                    f"max_jobs: only for Soma-Workflow's light mode, not for resource "
+                    f"{self.controller_options['resource_id']!r}; limit running jobs in its configuration instead")
+            return self.threads_per_job
+        if self.max_jobs is not None:
+            # The scheduler saves each change to its configuration file (by default the user's
+            # ~/.soma-workflow-scheduler.cfg): make that a throw-away file of this run.
+            scheduler._config_path = str(scratch / "soma-workflow-scheduler.cfg")
+            scheduler.set_proc_nb(self.max_jobs)
+            # max_proc_nb 0 would start extra jobs whenever the CPUs look idle.
+            scheduler.set_max_proc_nb(self.max_jobs)
+        if self.threads_per_job is not None:
+            return self.threads_per_job
+        jobs_at_once = self.max_jobs or scheduler.get_proc_nb() or cpu_count()
+        return max(cpu_count() // jobs_at_once, 1)
+
+    def _wait(self, controller, workflow_id, workdir: Path, workflow: Workflow, tasks: list[Task],
+              progress: Progress) -> dict[str, TaskOutcome]:
+        from soma_workflow import constants
+
+        jobs_info = controller.workflow_elements_status(workflow_id)[0]
+        names = {job_id: info[0] for job_id, info in controller.jobs([j[0] for j in jobs_info]).items()}
+        outcomes: dict[str, TaskOutcome] = {}
+        while True:
+            jobs_info, _, status, _, _ = controller.workflow_elements_status(workflow_id)
+            for job_id, job_status, _, exit_info, *_ in jobs_info:
+                name = names[job_id]
+                if name in outcomes or job_status not in (constants.DONE, constants.FAILED):
+                    continue
+                exit_status, exit_value = exit_info[0], exit_info[1]
+                if exit_status == constants.EXIT_NOTRUN:
+                    outcome = TaskOutcome(NOT_RUN, "a task it depends on failed")
+                elif job_status == constants.DONE and exit_status == constants.FINISHED_REGULARLY \
+                        and exit_value == 0:
+                    outcome = TaskOutcome(DONE)
+                else:
+                    # A non-zero exit may come as ("finished_signal", 1): anything but a regular 0 failed.
+                    outcome = TaskOutcome(FAILED, _failure_report(
+                        workdir, workflow.by_name[name], exit_status, exit_value))
+                outcomes[name] = outcome
+                progress.update(outcome.status)
+            if len(outcomes) == len(tasks) or status == constants.WORKFLOW_DONE:
+                break
+            time.sleep(self.poll_interval)
+        for task in tasks:  # jobs the engine gave up on without an end status
+            if task.name not in outcomes:
+                outcomes[task.name] = TaskOutcome(NOT_RUN, "Soma-Workflow did not run it")
+                progress.update(NOT_RUN)
+        return outcomes
+
+
+def _failure_report(workdir: Path, task: Task, exit_status, exit_value) -> str:
+    """A failed job: how it ended, its command, and the end of its stderr (last, for WorkflowError)."""
+    path = stderr_file(workdir, task)
+    try:
+        with open(path, errors="replace") as f:
+            tail = "".join(f.readlines()[-STDERR_TAIL:]).rstrip() or "(empty)"
+    except OSError as e:
+        tail = f"(cannot read it: {e})"
+    return (f"job {task.name} ended with {exit_status}, exit value {exit_value}\n"
+            f"command: {task.shell_command(workdir)}\n"
+            f"stderr ({path}), last lines:\n{tail}")

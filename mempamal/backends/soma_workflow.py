@@ -143,6 +143,7 @@ class SomaWorkflowBackend(Backend):
                 controller.delete_workflow(workflow_id, force=True)
         finally:
             if controller is not None:
+                _end_light_mode_scheduler(controller)
                 with contextlib.redirect_stdout(io.StringIO()):
                     controller.stop_engine()
                     del controller
@@ -211,7 +212,8 @@ class SomaWorkflowBackend(Backend):
                         workdir, workflow.by_name[name], exit_status, exit_value))
                 outcomes[name] = outcome
                 progress.update(outcome.status)
-            if len(outcomes) == len(tasks) or status == constants.WORKFLOW_DONE:
+            # Deleting a workflow the engine has not closed yet would wait for it to time out.
+            if status == constants.WORKFLOW_DONE:
                 break
             time.sleep(self.poll_interval)
         for task in tasks:  # jobs the engine gave up on without an end status
@@ -219,6 +221,19 @@ class SomaWorkflowBackend(Backend):
                 outcomes[task.name] = TaskOutcome(NOT_RUN, "Soma-Workflow did not run it")
                 progress.update(NOT_RUN)
         return outcomes
+
+
+def _end_light_mode_scheduler(controller) -> None:
+    """Stop the threads of a light-mode scheduler.
+
+    ``stop_engine()`` stops the engine but leaves its local scheduler's threads
+    polling (every 10 ms) until the interpreter exits: in a long session each
+    run would add two.
+    """
+    engine_loop = getattr(controller._engine_proxy, "engine_loop", None)
+    end = getattr(getattr(engine_loop, "_scheduler", None), "end_scheduler_thread", None)
+    if end is not None:
+        end()
 
 
 def _failure_report(workdir: Path, task: Task, exit_status, exit_value) -> str:

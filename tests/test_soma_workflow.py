@@ -1,0 +1,149 @@
+"""The Soma-Workflow back-end, on a real Soma-Workflow in isolated light mode.
+
+Each light-mode run costs seconds (every job is a new Python process), so the
+experiments are the smallest that still have the structure under test.
+"""
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mempamal import Experiment, load_results, run
+from mempamal.backends import WorkflowError, available_backends
+from mempamal.backends.soma_workflow import SomaWorkflowBackend, _end_light_mode_scheduler, to_soma_workflow
+from mempamal.files import load_arrays, read_json
+from mempamal.workflow import load_workflow, thread_limits
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def write_iris_nested(workdir):
+    """Nested 2 x 2 over 3 values of C: 4 map tasks, 2 refits, a gather."""
+    X, y = load_iris(return_X_y=True)
+    pipe = Pipeline([("scaler", StandardScaler()), ("logit", LogisticRegression())])
+    Experiment(pipe, cv=StratifiedKFold(2, shuffle=True, random_state=0), param_grid={"logit__C": [0.1, 1.0, 10.0]},
+               inner_cv=StratifiedKFold(2), scoring="f1_weighted").write(X, y, workdir)
+
+
+def assert_same_results(a, b):
+    """Two workdirs' results are identical, bit for bit, timings aside."""
+    _, arrays_a = load_arrays(Path(a) / "results.npz")
+    _, arrays_b = load_arrays(Path(b) / "results.npz")
+    assert arrays_a.keys() == arrays_b.keys()
+    for key in arrays_a:
+        if "time" not in key:
+            np.testing.assert_array_equal(arrays_a[key], arrays_b[key], err_msg=key)
+    doc_a, doc_b = read_json(Path(a) / "results.json"), read_json(Path(b) / "results.json")
+    assert {k: v for k, v in doc_a.items() if "time" not in k} == {k: v for k, v in doc_b.items() if "time" not in k}
+
+
+def soma_threads():
+    """Threads of Soma-Workflow's light mode (its engine, its local scheduler) still alive."""
+    return [t for t in threading.enumerate()
+            if t.name in ("poll_thread", "scheduler_loop") or "WorkflowEngine" in type(t).__name__]
+
+
+def test_registered_and_options_validated():
+    assert "soma-workflow" in available_backends()
+    for bad in (dict(max_jobs=0), dict(max_jobs=1.5), dict(threads_per_job=-1), dict(poll_interval=0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SomaWorkflowBackend(**bad)
+
+
+def test_conversion_jobs_groups_dependencies(tmp_path):
+    workdir = tmp_path / "run"
+    write_iris_nested(workdir)
+    workflow = load_workflow(workdir)
+    soma = to_soma_workflow(workdir, workflow, threads_per_job=3)
+    by_name = {j.name: j for j in soma.jobs}
+    assert sorted(by_name) == sorted(t.name for t in workflow.tasks)
+    for t in workflow.tasks:
+        job = by_name[t.name]
+        assert job.command == t.command
+        assert job.working_directory == str(workdir.resolve())
+        assert job.stdout_file == str(workdir.resolve() / "logs" / f"{t.name}.out")
+        assert job.stderr_file == str(workdir.resolve() / t.log)
+        assert job.env == thread_limits(3)
+    assert sorted((a.name, b.name) for a, b in soma.dependencies) == sorted(
+        (d, t.name) for t in workflow.tasks for d in t.dependencies)
+    groups = {g.name: sorted(j.name for j in g.elements) for g in soma.root_group}
+    assert groups == {
+        "outer fold 0": ["map-o0-i0-c0", "map-o0-i1-c0", "refit-o0"],
+        "outer fold 1": ["map-o1-i0-c0", "map-o1-i1-c0", "refit-o1"],
+        "gather": ["gather"],
+    }
+    # Pending tasks only: a dependency on a task left out is complete, not a job.
+    rest = [t for t in workflow.tasks if t.name in ("refit-o1", "gather")]
+    soma = to_soma_workflow(workdir, workflow, rest)
+    assert [(a.name, b.name) for a, b in soma.dependencies] == [("refit-o1", "gather")]
+    assert all(j.env is None for j in soma.jobs)
+
+
+def test_nested_iris_equals_local_backend_and_resumes(tmp_path):
+    soma_dir, local_dir, isolated = tmp_path / "soma", tmp_path / "local", tmp_path / "soma-workflow"
+    write_iris_nested(soma_dir)
+    write_iris_nested(local_dir)
+    run(local_dir, backend="local", n_jobs=2, progress=False)
+
+    report = run(soma_dir, backend="soma-workflow", isolated_light_mode=isolated, max_jobs=2, progress=False)
+    assert len(report.names("done")) == 7
+    assert_same_results(soma_dir, local_dir)
+    assert (soma_dir / "logs" / "gather.out").exists() and (soma_dir / "logs" / "gather.log").exists()
+
+    # A second run submits only what is missing: one outer fold's refit, then the gather.
+    (soma_dir / "outer" / "o1.npz").unlink()
+    report = run(soma_dir, backend="soma-workflow", isolated_light_mode=isolated, progress=False)
+    assert sorted(report.outcomes) == ["gather", "refit-o1"] and len(report.skipped) == 5
+    assert_same_results(soma_dir, local_dir)
+
+    # Nothing left behind: no engine thread, no job process, no workflow in Soma-Workflow's database.
+    assert not soma_threads()
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert str(soma_dir) not in ps
+    from soma_workflow.client import WorkflowController
+
+    controller = WorkflowController(isolated_light_mode=str(isolated))
+    try:
+        assert controller.workflows() == {}
+    finally:
+        _end_light_mode_scheduler(controller)
+        controller.stop_engine()
+
+
+def test_failed_task_reported_with_its_stderr(tmp_path):
+    workdir = tmp_path / "run"
+    X, y = load_iris(return_X_y=True)
+    # C=-1 makes every fit raise; error_score="raise" lets it fail the task.
+    Experiment(LogisticRegression(C=-1.0), cv=KFold(2, shuffle=True, random_state=0),
+               error_score="raise").write(X, y, workdir)
+    with pytest.raises(WorkflowError) as info:
+        run(workdir, backend="soma-workflow", isolated_light_mode=tmp_path / "soma-workflow", progress=False)
+    report = info.value.report
+    assert sorted(report.names("failed")) == ["refit-o0", "refit-o1"]
+    assert report.names("not run") == ["gather"]
+    error = report.outcomes["refit-o0"].error
+    assert "refit-o0" in error and "task refit . --outer 0" in error
+    assert "InvalidParameterError" in error and "'C' parameter" in error  # the tail of its stderr
+    message = str(info.value)
+    assert "task refit-o0 failed" in message and "InvalidParameterError" in message
+    assert not (workdir / "results.json").exists()
+
+
+def test_fourth_example_small(tmp_path):
+    # HOME is a temporary directory: the example's light mode keeps its database there.
+    env = dict(os.environ, HOME=str(tmp_path), MEMPAMAL_EXAMPLE_SMALL="1")
+    out = subprocess.run([sys.executable, str(EXAMPLES / "fourth_example.py"), str(tmp_path / "run")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "r2" in out.stdout
+    res = load_results(tmp_path / "run")
+    assert res.test_scores["r2"].shape == (2,) and np.all(res.test_scores["r2"] > 0.5)

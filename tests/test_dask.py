@@ -246,6 +246,19 @@ def test_unreachable_scheduler_is_named(workdir):
             run(workdir, backend="dask", scheduler_address=address, progress=False)
 
 
+def test_a_task_dask_recomputes_after_it_finished_is_not_run_again(local_run):
+    # Dask recomputes a finished task whose result was on a worker that died; its outputs are there.
+    from mempamal.backends.dask import _run_on_worker
+    from mempamal.workflow import load_workflow
+
+    workdir = local_run[3]
+    task = load_workflow(workdir).by_name["refit-o0"]
+    log = workdir / task.log
+    before = log.stat().st_mtime_ns
+    _run_on_worker(str(workdir), task.task_args, task.log, task.outputs, 1)
+    assert log.stat().st_mtime_ns == before
+
+
 def test_options_are_checked(tmp_path):
     with pytest.raises(ValueError, match="scheduler_address, client"):
         mempamal.backends.get_backend("dask")(scheduler_address="tcp://127.0.0.1:1", client=object())

@@ -34,13 +34,20 @@ _INSTALL_HINT = "the dask back-end needs Dask's distributed scheduler: pip insta
 _ONE_TASK_PER_PROCESS = threading.Lock()
 
 
-def _run_on_worker(workdir: str, task_args: list[str], log: str, threads: int | None, *dependencies) -> None:
+def _run_on_worker(workdir: str, task_args: list[str], log: str, outputs: list[str], threads: int | None,
+                   *dependencies) -> None:
     """Run one task on a Dask worker; ``dependencies`` (None each) only make Dask wait for them."""
-    if not (Path(workdir) / WORKFLOW_FILE).exists():
+    root = Path(workdir)
+    if not (root / WORKFLOW_FILE).exists():
         # Checked first: run_task would create logs/ in a local directory of that name.
         raise FileNotFoundError(
             f"{workdir}: no such workdir on the worker host {socket.gethostname()}; Dask workers must see "
             "the workdir at the same path (a shared filesystem)")
+    if outputs and all((root / out).exists() for out in outputs):
+        # Dask recomputes a finished task whose (empty) result died with its worker, e.g. at a SLURM
+        # job's walltime. run() deleted the outputs of every task to do, and outputs are written
+        # atomically: all there means this task already ran to the end in this run.
+        return
     from threadpoolctl import threadpool_limits
 
     from ..tasks import run_task
@@ -165,7 +172,7 @@ class DaskBackend(Backend):
         for task in tasks:  # dependency order: every predecessor's future exists already
             deps = [futures[d] for d in task.dependencies if d in futures]  # others are complete
             futures[task.name] = client.submit(
-                _run_on_worker, os.fspath(workdir), task.task_args, task.log, threads, *deps,
+                _run_on_worker, os.fspath(workdir), task.task_args, task.log, task.outputs, threads, *deps,
                 key=f"{task.name}-{token}", pure=False)
         names = {f.key: name for name, f in futures.items()}
         by_name = {t.name: t for t in tasks}

@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
                          **options)
         except (WorkflowError, FileNotFoundError, ValueError, ImportError, ConnectionError) as e:
             sys.exit(str(e))
+        except TypeError as e:  # an option of another back-end
+            if "unexpected keyword argument" not in str(e):
+                raise
+            sys.exit(f"mempamal run: the {args.backend} back-end does not take that option: {e}")
         print(f"mempamal: {report.summary()}")
         return
     if args.command == "export":

@@ -38,7 +38,8 @@ def test_unknown_format_is_refused(tmp_path):
         export(tmp_path / "run", "xml", tmp_path / "wf.xml")
 
 
-def test_soma_workflow_file_runs_in_a_plain_controller(tmp_path, local_results):
+def test_soma_workflow_file_runs_in_a_plain_controller(tmp_path, local_results, monkeypatch):
+    monkeypatch.delenv("SOMA_WORKFLOW_CONFIG", raising=False)  # isolated light mode sets it for good
     from soma_workflow import constants
     from soma_workflow.client import Helper, WorkflowController
 

@@ -88,7 +88,8 @@ def test_conversion_jobs_groups_dependencies(tmp_path):
     assert all(j.env is None for j in soma.jobs)
 
 
-def test_nested_iris_equals_local_backend_and_resumes(tmp_path):
+def test_nested_iris_equals_local_backend_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOMA_WORKFLOW_CONFIG", raising=False)  # isolated light mode sets it for good
     soma_dir, local_dir, isolated = tmp_path / "soma", tmp_path / "local", tmp_path / "soma-workflow"
     write_iris_nested(soma_dir)
     write_iris_nested(local_dir)
@@ -99,11 +100,18 @@ def test_nested_iris_equals_local_backend_and_resumes(tmp_path):
     assert_same_results(soma_dir, local_dir)
     assert (soma_dir / "logs" / "gather.out").exists() and (soma_dir / "logs" / "gather.log").exists()
 
-    # A second run submits only what is missing: one outer fold's refit, then the gather.
+    # A second run, from the command line, submits only what is missing: one outer fold's
+    # refit, then the gather. HOME is a temporary directory: light mode keeps its database there.
     (soma_dir / "outer" / "o1.npz").unlink()
-    report = run(soma_dir, backend="soma-workflow", isolated_light_mode=isolated, progress=False)
-    assert sorted(report.outcomes) == ["gather", "refit-o1"] and len(report.skipped) == 5
+    home = tmp_path / "home"
+    home.mkdir()
+    out = subprocess.run([sys.executable, "-m", "mempamal", "run", str(soma_dir), "--backend", "soma-workflow",
+                          "--max-jobs", "1", "-q"], capture_output=True, text=True, env=dict(os.environ, HOME=str(home)))
+    assert out.returncode == 0, out.stderr
+    assert "2 done, 0 failed, 0 not run, 5 skipped" in out.stdout
     assert_same_results(soma_dir, local_dir)
+    # max_jobs changed the scheduler of this run only, not the user's configuration.
+    assert not (home / ".soma-workflow-scheduler.cfg").exists()
 
     # Nothing left behind: no engine thread, no job process, no workflow in Soma-Workflow's database.
     assert not soma_threads()

@@ -165,14 +165,15 @@ class SomaWorkflowBackend(Backend):
 
     def _configure(self, controller, scratch: Path) -> int | None:
         """Apply max_jobs to a light-mode scheduler; return the threads per job."""
-        from soma_workflow.configuration import LocalSchedulerCfg, cpu_count
+        from soma_workflow.configuration import LOCAL_SCHEDULER, LocalSchedulerCfg, cpu_count
 
         scheduler = controller.scheduler_config
-        light = isinstance(scheduler, LocalSchedulerCfg)
-        if not light:
+        # Light mode may also drive a cluster's scheduler (SLURM...): only its local one runs jobs here.
+        local = controller.get_scheduler_type() == LOCAL_SCHEDULER and isinstance(scheduler, LocalSchedulerCfg)
+        if not local:
             if self.max_jobs is not None:
                 raise ValueError(
-                    f"max_jobs: only for Soma-Workflow's light mode, not for resource "
+                    f"max_jobs: only for Soma-Workflow's light mode on this machine, not for resource "
                     f"{self.controller_options['resource_id']!r}; limit running jobs in its configuration instead")
             return self.threads_per_job
         if self.max_jobs is not None:

@@ -1,0 +1,238 @@
+"""A native SLURM export: the workflow as a few job arrays chained by dependencies.
+
+For clusters where nothing but ``sbatch`` exists. Each stage of the graph
+(maps, refits, gather) becomes one job array (split when larger than the
+cluster's MaxArraySize); a stage waits for the whole previous one
+(``--dependency=afterok``), so 100,000 map tasks are still a handful of
+submissions. The workdir must be on a filesystem the compute nodes share.
+
+Files written:
+
+- ``WORKDIR/slurm/<stage>.tasks``: one task a line, ``name<TAB>outputs<TAB>inputs<TAB>command``;
+  array element ``k`` runs line ``offset + k + 1``;
+- ``WORKDIR/slurm/<stage>.sbatch``: the job script of a stage's arrays;
+- the submit script (``bash submit.sh``), which calls sbatch once per array.
+
+Re-submitting after a partial failure runs only the missing tasks: the export
+lists only tasks still to do (as :func:`mempamal.run` resumes), and an array
+element whose outputs exist and are newer than its inputs exits at once (so
+running the same submit script again is cheap too).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .workflow import Task, Workflow, is_complete, load_workflow, thread_limits
+
+STAGES = ("map", "refit", "gather")
+SLURM_DIR = "slurm"
+LOGS_SLURM = "logs/slurm"  # the arrays' own output, relative to the workdir
+DEFAULT_MAX_ARRAY_SIZE = 1000  # SLURM's default MaxArraySize is 1001: indices 0..1000
+_TIME = re.compile(r"^\d+(-\d+)?(:\d+){0,2}$")
+_MEM = re.compile(r"^\d+[KMGT]?$", re.IGNORECASE)
+
+
+@dataclass
+class StageResources:
+    """What one stage's array elements ask SLURM for.
+
+    Parameters
+    ----------
+    cpus : int, default=1
+        ``--cpus-per-task``, and the BLAS/OpenMP threads each task may use
+        (``OMP_NUM_THREADS`` and friends): one setting for nested parallelism.
+    mem : str, optional
+        ``--mem``, e.g. ``"2G"``.
+    time : str, optional
+        ``--time``, e.g. ``"01:00:00"`` or ``"2-00:00:00"``.
+    partition : str, optional
+        ``--partition``.
+    sbatch_args : list of str
+        Any other sbatch options, e.g. ``["--qos=short", "--account=lab"]``.
+    """
+
+    cpus: int = 1
+    mem: str | None = None
+    time: str | None = None
+    partition: str | None = None
+    sbatch_args: list[str] = field(default_factory=list)
+
+    def validate(self, where: str) -> None:
+        if not isinstance(self.cpus, int) or isinstance(self.cpus, bool) or self.cpus < 1:
+            raise ValueError(f"{where}cpus: expected a positive int, got {self.cpus!r}")
+        if self.mem is not None and not _MEM.match(str(self.mem)):
+            raise ValueError(f"{where}mem: expected sbatch's --mem syntax such as '500M' or '4G', got {self.mem!r}")
+        if self.time is not None and not _TIME.match(str(self.time)):
+            raise ValueError(f"{where}time: expected sbatch's --time syntax such as '30', '01:00:00' or "
+                             f"'1-12:00:00', got {self.time!r}")
+        if isinstance(self.sbatch_args, str):
+            raise ValueError(f"{where}sbatch_args: expected a list of options, got the string "
+                             f"{self.sbatch_args!r}; write [{self.sbatch_args!r}]")
+        for arg in self.sbatch_args:
+            if not str(arg).startswith("-"):
+                raise ValueError(f"{where}sbatch_args: {arg!r} is not an option (options start with '-')")
+
+    def options(self) -> list[str]:
+        out = [f"--cpus-per-task={self.cpus}"]
+        if self.mem is not None:
+            out.append(f"--mem={self.mem}")
+        if self.time is not None:
+            out.append(f"--time={self.time}")
+        if self.partition is not None:
+            out.append(f"--partition={self.partition}")
+        return out + [str(a) for a in self.sbatch_args]
+
+
+def stage_resources(defaults: dict | None = None, stages: dict | None = None) -> dict[str, StageResources]:
+    """Per-stage resources: ``defaults`` for all stages, ``stages[stage]`` overriding them."""
+    defaults = dict(defaults or {})
+    stages = dict(stages or {})
+    for stage in stages:
+        if stage not in STAGES:
+            raise ValueError(f"stages: unknown stage {stage!r}; the stages are {list(STAGES)}")
+    known = set(StageResources.__dataclass_fields__)
+    out = {}
+    for stage in STAGES:
+        merged = {**defaults, **dict(stages.get(stage) or {})}
+        unknown = set(merged) - known
+        if unknown:
+            raise ValueError(f"slurm resources: unknown option(s) {sorted(unknown)} for stage {stage!r}; "
+                             f"expected some of {sorted(known)}")
+        res = StageResources(**merged)
+        res.validate(f"{stage} stage: " if stage in stages else "")
+        out[stage] = res
+    return out
+
+
+def tasks_to_do(workdir: Path, workflow: Workflow, resume: bool = True) -> list[Task]:
+    """The tasks still to run, as :func:`mempamal.run` decides: incomplete, or downstream of one."""
+    todo, redo = [], set()
+    for task in workflow.tasks:
+        if resume and is_complete(workdir, task) and redo.isdisjoint(task.dependencies):
+            continue
+        todo.append(task)
+        redo.add(task.name)
+    return todo
+
+
+_ELEMENT = r"""set -uo pipefail
+cd {workdir}
+line=$(sed -n "$(( ${{1:-0}} + SLURM_ARRAY_TASK_ID + 1 ))p" {tasks})
+IFS=$'\t' read -r name outputs inputs command <<< "$line"
+if [ -z "${{name:-}}" ]; then echo "no task at index $SLURM_ARRAY_TASK_ID (offset ${{1:-0}}) of {tasks}" >&2; exit 1; fi
+# Nested parallelism: the threads a task may use are the CPUs it was given.
+{threads}
+# Done already (outputs there, newer than every input): nothing to do.
+fresh=1
+for out in $outputs; do
+  [ -e "$out" ] || {{ fresh=0; break; }}
+  for inp in $inputs; do [ "$out" -nt "$inp" ] || {{ fresh=0; break 2; }}; done
+done
+if [ $fresh = 1 ]; then echo "$name: complete, skipped"; exit 0; fi
+mkdir -p logs
+echo "$name: $command (job $SLURM_JOB_ID, array $SLURM_ARRAY_JOB_ID[$SLURM_ARRAY_TASK_ID] on $(hostname)); log: logs/$name.log"
+eval "$command" > "logs/$name.log" 2>&1
+status=$?
+[ $status = 0 ] || echo "$name: failed with status $status; see logs/$name.log" >&2
+exit $status
+"""
+
+
+def export_slurm(workdir: str | os.PathLike, output: str | os.PathLike | None = None, *,
+                 cpus: int = 1, mem: str | None = None, time: str | None = None, partition: str | None = None,
+                 sbatch_args: list[str] | tuple[str, ...] = (), stages: dict | None = None,
+                 max_array_size: int = DEFAULT_MAX_ARRAY_SIZE, resume: bool = True) -> Path:
+    """Write a SLURM submit script (job arrays chained by ``afterok``) for the workflow of ``workdir``.
+
+    Parameters
+    ----------
+    workdir : path
+        A directory written by :meth:`mempamal.Experiment.write`, on a filesystem the nodes share.
+    output : path, optional
+        The submit script; default ``WORKDIR/submit-slurm.sh``. Run it with ``bash``.
+    cpus, mem, time, partition, sbatch_args
+        Resources of every stage (see :class:`StageResources`); ``cpus`` also sets the
+        BLAS/OpenMP threads of each task.
+    stages : dict, optional
+        Per-stage overrides, e.g. ``{"map": {"mem": "4G"}, "gather": {"cpus": 1}}``.
+    max_array_size : int, default=1000
+        Most elements per array (keep it at most the cluster's MaxArraySize - 1); larger stages are
+        split into several arrays.
+    resume : bool, default=True
+        List only the tasks still to do; ``False`` lists them all (their element still skips a task
+        whose outputs are fresh: delete the outputs to recompute).
+
+    Returns
+    -------
+    path : Path
+        The submit script. It prints ``<stage> <jobid>`` per array submitted.
+    """
+    if not isinstance(max_array_size, int) or isinstance(max_array_size, bool) or max_array_size < 1:
+        raise ValueError(f"max_array_size: expected a positive int, got {max_array_size!r}")
+    resources = stage_resources(
+        {"cpus": cpus, "mem": mem, "time": time, "partition": partition, "sbatch_args": list(sbatch_args)},
+        stages)
+    workdir = Path(workdir).resolve()
+    workflow = load_workflow(workdir)
+    output = Path(output) if output is not None else workdir / "submit-slurm.sh"
+    todo = tasks_to_do(workdir, workflow, resume)
+    by_stage = {s: [t for t in todo if t.stage == s] for s in STAGES}
+    other = [t.name for t in todo if t.stage not in STAGES]
+    if other:
+        raise ValueError(f"{workdir}: tasks of unknown stage(s) {other[:3]}: this export knows {list(STAGES)}")
+
+    from .files import atomic_open
+
+    (workdir / SLURM_DIR).mkdir(exist_ok=True)
+    (workdir / LOGS_SLURM).mkdir(parents=True, exist_ok=True)
+    qw = shlex.quote(str(workdir))
+    lines = [
+        "#!/bin/bash",
+        f"# Written by `mempamal export --format slurm` for {workdir}.",
+        "# One job array per stage, each waiting for the previous one (afterok); tasks already",
+        "# complete were left out. Array logs: logs/slurm/; each task's own log: logs/<task>.log.",
+        "set -euo pipefail",
+        f"cd {qw}",
+        'submit() { local id; id=$(sbatch --parsable "$@"); echo "${id%%;*}"; }',
+    ]
+    previous: list[str] = []  # shell variables holding the job ids of the previous stage
+    n_arrays = 0
+    for stage in STAGES:
+        tasks = by_stage[stage]
+        if not tasks:
+            continue
+        res = resources[stage]
+        with atomic_open(workdir / SLURM_DIR / f"{stage}.tasks", "w") as f:
+            for t in tasks:
+                f.write("\t".join([t.name, " ".join(t.outputs), " ".join(t.inputs), shlex.join(t.command)]) + "\n")
+        threads = "\n".join(f"export {k}={v}" for k, v in thread_limits(res.cpus).items())
+        script = "\n".join(["#!/bin/bash", f"#SBATCH --job-name=mempamal-{stage}",
+                            f"#SBATCH --output={LOGS_SLURM}/{stage}-%A_%a.out",
+                            *(f"#SBATCH {o}" for o in res.options()), "",
+                            _ELEMENT.format(workdir=qw, tasks=shlex.quote(f"{SLURM_DIR}/{stage}.tasks"),
+                                            threads=threads)])
+        with atomic_open(workdir / SLURM_DIR / f"{stage}.sbatch", "w") as f:
+            f.write(script)
+        depend = (["--kill-on-invalid-dep=yes", "--dependency=afterok:" + ":".join(f"${v}" for v in previous)]
+                  if previous else [])
+        current = []
+        for k, start in enumerate(range(0, len(tasks), max_array_size)):
+            size = min(max_array_size, len(tasks) - start)
+            var = f"{stage}_{k}"
+            argv = [f"--array=0-{size - 1}", *depend, f"{SLURM_DIR}/{stage}.sbatch", str(start)]
+            lines.append(f'{var}=$(submit {" ".join(a if a.startswith("--dependency") else shlex.quote(a) for a in argv)})')
+            lines.append(f'echo "{stage} ${var}"')
+            current.append(var)
+            n_arrays += 1
+        previous = current
+    if not n_arrays:
+        lines.append('echo "nothing to do: every task is complete" >&2')
+    with atomic_open(output, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    output.chmod(0o755)
+    return output
+

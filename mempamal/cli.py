@@ -35,6 +35,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="soma-workflow: Soma-Workflow's file (soma_submit_workflow, GUI); "
                    "cmd-list: JSON of shell commands runnable from anywhere and their dependencies")
     p.add_argument("-o", "--output", required=True, help="the file to write")
+    g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
+    g.add_argument("--cpus", type=int, help="--cpus-per-task, and the BLAS/OpenMP threads of each task")
+    g.add_argument("--mem", help="--mem, e.g. 2G")
+    g.add_argument("--time", help="--time, e.g. 01:00:00")
+    g.add_argument("--partition", help="--partition")
+    g.add_argument("--sbatch-arg", dest="sbatch_args", action="append", metavar="OPTION",
+                   help="any other sbatch option, e.g. --sbatch-arg=--qos=short (repeat for more)")
+    g.add_argument("--stage", dest="stage_options", action="append", metavar="STAGE:KEY=VALUE",
+                   help="one stage's own resource, e.g. --stage map:mem=4G --stage gather:cpus=1")
+    g.add_argument("--max-array-size", type=int, help="most elements per job array (default 1000)")
 
     p = commands.add_parser("results", help="print the summary of a finished workdir")
     p.add_argument("workdir")
@@ -75,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         from .export import export
 
         try:
-            print(f"mempamal: wrote {export(args.workdir, args.format, args.output)}")
+            options = _slurm_options(args) if args.format == "slurm" else {}
+            print(f"mempamal: wrote {export(args.workdir, args.format, args.output, **options)}")
         except (FileNotFoundError, ValueError) as e:
             sys.exit(str(e))
         return
@@ -86,3 +97,22 @@ def main(argv: list[str] | None = None) -> None:
             print(load_results(args.workdir).summary())
         except FileNotFoundError as e:
             sys.exit(str(e))
+
+
+def _slurm_options(args: argparse.Namespace) -> dict:
+    """The options of ``export --format slurm`` given on the command line."""
+    options = {k: getattr(args, k) for k in ("cpus", "mem", "time", "partition", "sbatch_args", "max_array_size")
+               if getattr(args, k) is not None}
+    stages: dict[str, dict] = {}
+    for item in args.stage_options or []:
+        stage, _, setting = item.partition(":")
+        key, eq, value = setting.partition("=")
+        if not eq or not stage or not key:
+            raise ValueError(f"--stage: expected STAGE:KEY=VALUE such as map:mem=4G, got {item!r}")
+        if key == "sbatch_args":
+            stages.setdefault(stage, {}).setdefault(key, []).append(value)
+        else:
+            stages.setdefault(stage, {})[key] = int(value) if key == "cpus" and value.isdigit() else value
+    if stages:
+        options["stages"] = stages
+    return options

@@ -4,7 +4,9 @@
   ``soma_submit_workflow`` and ``soma_workflow_gui`` load on a cluster's login
   node;
 - "cmd-list": a JSON document with each command as one shell-quoted line that
-  runs as is from any current directory, and the dependency pairs.
+  runs as is from any current directory, and the dependency pairs;
+- "slurm": a bash script of ``sbatch`` calls, one job array per stage
+  (:mod:`mempamal.slurm`), for clusters with nothing but SLURM.
 
 A format is a function ``(workdir, workflow, output, **options)``; add one
 with :func:`register_exporter` or an entry in :data:`EXPORTERS`.
@@ -55,9 +57,18 @@ def export_cmd_list(workdir: Path, workflow: Workflow, output: Path) -> None:
     })
 
 
+def export_slurm(workdir: Path, workflow: Workflow, output: Path, **options) -> None:
+    """A bash script submitting one SLURM job array per stage, chained by ``afterok``; its task lists
+    and job scripts go to ``WORKDIR/slurm/``. Options: see :func:`mempamal.slurm.write_submit_script`."""
+    from .slurm import write_submit_script
+
+    write_submit_script(workdir, workflow, output, **options)
+
+
 EXPORTERS: dict[str, Callable[..., None]] = {
     "soma-workflow": export_soma_workflow,
     "cmd-list": export_cmd_list,
+    "slurm": export_slurm,
 }
 
 
@@ -76,7 +87,7 @@ def export(workdir: str | os.PathLike, format: str, output: str | os.PathLike, *
         names it by its absolute path, so it must be at that path (a shared
         filesystem) wherever the commands run.
     format : str
-        One of :data:`EXPORTERS`: "soma-workflow", "cmd-list".
+        One of :data:`EXPORTERS`: "soma-workflow", "cmd-list", "slurm".
     output : path
         The file to write.
     **options

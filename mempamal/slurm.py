@@ -26,7 +26,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .workflow import Task, Workflow, is_complete, load_workflow, thread_limits
+from .workflow import Task, Workflow, is_complete, thread_limits
 
 STAGES = ("map", "refit", "gather")
 SLURM_DIR = "slurm"
@@ -129,7 +129,7 @@ if [ -z "${{name:-}}" ]; then echo "no task at index $SLURM_ARRAY_TASK_ID (offse
 # Done already (outputs there, newer than every input): nothing to do.
 fresh=1
 for out in $outputs; do
-  [ -e "$out" ] || {{ fresh=0; break; }}
+  [ -f "$out" ] || {{ fresh=0; break; }}
   for inp in $inputs; do [ "$out" -nt "$inp" ] || {{ fresh=0; break 2; }}; done
 done
 if [ $fresh = 1 ]; then echo "$name: complete, skipped"; exit 0; fi
@@ -142,7 +142,7 @@ exit $status
 """
 
 
-def export_slurm(workdir: str | os.PathLike, output: str | os.PathLike | None = None, *,
+def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
                  cpus: int = 1, mem: str | None = None, time: str | None = None, partition: str | None = None,
                  sbatch_args: list[str] | tuple[str, ...] = (), stages: dict | None = None,
                  max_array_size: int = DEFAULT_MAX_ARRAY_SIZE, resume: bool = True) -> Path:
@@ -150,10 +150,13 @@ def export_slurm(workdir: str | os.PathLike, output: str | os.PathLike | None = 
 
     Parameters
     ----------
-    workdir : path
-        A directory written by :meth:`mempamal.Experiment.write`, on a filesystem the nodes share.
-    output : path, optional
-        The submit script; default ``WORKDIR/submit-slurm.sh``. Run it with ``bash``.
+    workdir : Path
+        A directory written by :meth:`mempamal.Experiment.write` (absolute), on a filesystem the
+        nodes share.
+    workflow : Workflow
+        Its workflow.
+    output : Path
+        The submit script to write. Run it with ``bash`` (from any directory).
     cpus, mem, time, partition, sbatch_args
         Resources of every stage (see :class:`StageResources`); ``cpus`` also sets the
         BLAS/OpenMP threads of each task.
@@ -176,9 +179,6 @@ def export_slurm(workdir: str | os.PathLike, output: str | os.PathLike | None = 
     resources = stage_resources(
         {"cpus": cpus, "mem": mem, "time": time, "partition": partition, "sbatch_args": list(sbatch_args)},
         stages)
-    workdir = Path(workdir).resolve()
-    workflow = load_workflow(workdir)
-    output = Path(output) if output is not None else workdir / "submit-slurm.sh"
     todo = tasks_to_do(workdir, workflow, resume)
     by_stage = {s: [t for t in todo if t.stage == s] for s in STAGES}
     other = [t.name for t in todo if t.stage not in STAGES]

@@ -4,6 +4,11 @@ import pytest
 from sklearn.model_selection import GridSearchCV, cross_validate
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slurm: needs a single-node SLURM started by the test session "
+                                       "(root and apt-get; select with -m slurm)")
+
+
 def sklearn_nested(estimator, param_grid, X, y, *, cv, inner_cv, scoring, refit=True, groups=None,
                    search_cls=GridSearchCV, **search_kwargs):
     """cross_validate(GridSearchCV(...)) on the same folds: the results mempamal must equal."""

@@ -1,0 +1,168 @@
+"""The cluster routes on a real SLURM: a single-node cluster on 127.0.0.1 started for this session.
+
+Tests marked ``slurm`` need root (they start munged, MariaDB, slurmdbd, slurmctld
+and slurmd, and install them with apt-get when missing); elsewhere they are
+skipped with the reason. A cluster that fails to start is an error, not a skip.
+Every daemon is stopped by its pid at the end of the session, whatever happened.
+Each sbatch job costs about a second: the experiments are small (iris, 2 x 2 folds).
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mempamal import Experiment, load_results, run
+from mempamal.export import export
+from mempamal.slurm import stage_resources
+
+from conftest import assert_same_as_sklearn, sklearn_nested
+
+CLUSTER = Path(__file__).parent / "cluster"
+GRID = {"logit__C": [0.01, 1.0, 100.0]}
+
+
+def iris_experiment():
+    X, y = load_iris(return_X_y=True)
+    pipe = Pipeline([("scaler", StandardScaler()), ("logit", LogisticRegression())])
+    outer, inner = StratifiedKFold(2, shuffle=True, random_state=0), StratifiedKFold(2)
+    return X, y, pipe, outer, inner, Experiment(pipe, cv=outer, param_grid=GRID, inner_cv=inner,
+                                                scoring="f1_weighted")
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A running single-node SLURM; yields its state directory, with SLURM_CONF set for this process."""
+    if os.geteuid() != 0:
+        pytest.skip("SLURM tests need root: they start munged, slurmctld, slurmd, slurmdbd and MariaDB")
+    if shutil.which("sbatch") is None and shutil.which("apt-get") is None:
+        pytest.skip("SLURM tests need SLURM installed or apt-get to install it (Debian's slurm-wlm)")
+    state = Path(tempfile.mkdtemp(prefix="mempamal-slurm-"))  # short: unix socket paths are limited
+    log = state / "slurm_up.log"
+    saved = os.environ.get("SLURM_CONF")
+    try:
+        # Output to a file, not a pipe: the daemons inherit it and would keep a pipe open.
+        with open(log, "w") as f:
+            up = subprocess.run(["bash", str(CLUSTER / "slurm_up.sh"), str(state)], stdout=f,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=300)
+        if up.returncode:
+            pytest.fail(f"SLURM did not start (slurm_up.sh exited {up.returncode}); its output:\n"
+                        f"{log.read_text()[-3000:]}\nlogs: {state / 'log'}", pytrace=False)
+        os.environ["SLURM_CONF"] = str(state / "etc" / "slurm.conf")
+        yield state
+    finally:
+        if saved is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = saved
+        stop = subprocess.run(["bash", str(CLUSTER / "slurm_stop.sh"), str(state)], capture_output=True,
+                              text=True, timeout=120)
+        assert stop.returncode == 0, f"slurm_stop.sh: {stop.stdout}{stop.stderr}"
+
+
+def wait_for_jobs(ids, timeout=240):
+    """Until none of the jobs ``ids`` is pending or running."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        out = subprocess.run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(ids)], capture_output=True, text=True)
+        if not out.stdout.strip():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"jobs {ids} still queued after {timeout} s:\n{out.stdout}")
+
+
+def submit(script):
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, cwd="/", timeout=60)
+    assert out.returncode == 0, out.stderr
+    return [tuple(line.split()) for line in out.stdout.splitlines()]  # (stage, job id) per array
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory):
+    """The iris experiment run by the local back-end, and scikit-learn's oracle."""
+    X, y, pipe, outer, inner, exp = iris_experiment()
+    workdir = tmp_path_factory.mktemp("local") / "run"
+    exp.write(X, y, workdir)
+    run(workdir, backend="local", progress=False)
+    oracle = sklearn_nested(pipe, GRID, X, y, cv=outer, inner_cv=inner, scoring="f1_weighted")
+    return load_results(workdir), oracle
+
+
+def assert_same_results(workdir, local_reference):
+    local, oracle = local_reference
+    res = load_results(workdir)
+    assert_same_as_sklearn(res, oracle, ["f1_weighted"])
+    np.testing.assert_array_equal(res.test_scores["f1_weighted"], local.test_scores["f1_weighted"])
+    np.testing.assert_array_equal(res.inner_scores["f1_weighted"], local.inner_scores["f1_weighted"])
+    assert res.best_params == local.best_params
+
+
+@pytest.mark.slurm
+def test_export_job_arrays_then_resubmit_only_the_missing_tasks(slurm, tmp_path, local_reference):
+    X, y, *_, exp = iris_experiment()
+    workdir = tmp_path / "run"
+    exp.write(X, y, workdir)
+    # 4 maps in arrays of at most 3 (split as beyond MaxArraySize), 2 refits, 1 gather.
+    script = export(workdir, "slurm", tmp_path / "submit.sh", mem="500M", time="00:10:00", partition="debug",
+                    max_array_size=3)
+    # A real failure of one map: its output path is a directory, so its atomic rename fails.
+    (workdir / "maps" / "o1-i0-c0.npz").mkdir(parents=True)
+    arrays = submit(script)
+    assert [stage for stage, _ in arrays] == ["map", "map", "refit", "gather"]
+    wait_for_jobs([job for _, job in arrays])
+    assert not (workdir / "results.json").exists() and not list((workdir / "outer").glob("*.npz"))
+    assert "IsADirectoryError" in (workdir / "logs" / "map-o1-i0-c0.log").read_text()
+    done_log = workdir / "logs" / "map-o0-i0-c0.log"
+    done_mtime = done_log.stat().st_mtime_ns
+
+    (workdir / "maps" / "o1-i0-c0.npz").rmdir()
+    script = export(workdir, "slurm", tmp_path / "submit.sh")
+    lists = {s: (workdir / "slurm" / f"{s}.tasks").read_text().splitlines() for s in ("map", "refit", "gather")}
+    assert [line.split("\t")[0] for line in lists["map"]] == ["map-o1-i0-c0"]
+    assert [line.split("\t")[0] for line in lists["refit"]] == ["refit-o0", "refit-o1"]
+    arrays = submit(script)
+    assert [stage for stage, _ in arrays] == ["map", "refit", "gather"]
+    wait_for_jobs([job for _, job in arrays])
+    assert done_log.stat().st_mtime_ns == done_mtime  # a complete map was not run again
+    assert_same_results(workdir, local_reference)
+
+
+def test_export_script_resources_threads_and_split(tmp_path):
+    X, y, *_, exp = iris_experiment()
+    workdir = tmp_path / "run"
+    exp.write(X, y, workdir)
+    script = export(workdir, "slurm", tmp_path / "submit.sh", cpus=2, mem="1G", time="01:00:00",
+                    sbatch_args=["--qos=short"], stages={"gather": {"cpus": 1, "partition": "io"}},
+                    max_array_size=3)
+    text = script.read_text()
+    assert text.count("slurm/map.sbatch") == 2 and "--array=0-2 slurm/map.sbatch 0" in text
+    assert "--array=0-0 slurm/map.sbatch 3" in text
+    assert "--dependency=afterok:$map_0:$map_1 slurm/refit.sbatch 0" in text
+    map_job = (workdir / "slurm" / "map.sbatch").read_text()
+    for line in ("#SBATCH --cpus-per-task=2", "#SBATCH --mem=1G", "#SBATCH --time=01:00:00", "#SBATCH --qos=short",
+                 "export OMP_NUM_THREADS=2", "export OPENBLAS_NUM_THREADS=2"):
+        assert line in map_job
+    gather_job = (workdir / "slurm" / "gather.sbatch").read_text()
+    assert "--cpus-per-task=1" in gather_job and "--partition=io" in gather_job and "OMP_NUM_THREADS=1" in gather_job
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"defaults": {"cpus": 0}}, "cpus: expected a positive int"),
+    ({"defaults": {"mem": "lots"}}, "mem: expected"),
+    ({"defaults": {"time": "1h"}}, "time: expected"),
+    ({"defaults": {"sbatch_args": "--qos=x"}}, r"write \['--qos=x'\]"),
+    ({"stages": {"mapp": {}}}, "unknown stage 'mapp'"),
+    ({"stages": {"map": {"memory": "1G"}}}, r"unknown option\(s\) \['memory'\]"),
+])
+def test_export_slurm_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        stage_resources(**kwargs)

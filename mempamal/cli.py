@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -46,8 +47,43 @@ def _parser() -> argparse.ArgumentParser:
                    help="one stage's own resource, e.g. --stage map:mem=4G --stage gather:cpus=1")
     g.add_argument("--max-array-size", type=int, help="most elements per job array (default 1000)")
 
-    p = commands.add_parser("results", help="print the summary of a finished workdir")
-    p.add_argument("workdir")
+    p = commands.add_parser(
+        "generate", help="write a workdir from a config module",
+        description="Write WORKDIR (data, folds, experiment.json, workflow.json) from CONFIG, a Python file "
+                    "defining `experiment` (a mempamal.Experiment) and `load_data()` returning (X, y) or "
+                    "(X, y, groups). Nothing is fitted; run it with `mempamal run WORKDIR`.")
+    p.add_argument("config", help="the config module, a .py file")
+    p.add_argument("workdir", help="the directory to write (created if needed)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a different experiment already written in WORKDIR (and its results)")
+    p.add_argument("--python", default=None, metavar="PATH",
+                   help="the interpreter written into the task commands (default: this one); set it when "
+                        "the cluster's nodes see Python elsewhere")
+
+    p = commands.add_parser(
+        "status", help="count done / running / pending / failed tasks",
+        description="Count the tasks of WORKDIR that are done, running, pending or failed, read from their "
+                    "outputs and logs (works during a run in another process, with any back-end), and name "
+                    "each failed task with its error, log and command. Exits with status 1 if a task failed.")
+    p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead")
+
+    p = commands.add_parser(
+        "results", help="print the summary of a finished workdir",
+        description="Print the results of a finished WORKDIR: per metric the mean, std and median over outer "
+                    "folds, then each outer fold's scores and best parameters.")
+    p.add_argument("workdir", help="a directory whose workflow has completed")
+    p.add_argument("--json", action="store_true",
+                   help="print machine-readable JSON (per-fold scores, summary, best parameters)")
+
+    p = commands.add_parser(
+        "report", help="write an HTML report (table and plots) or a PNG figure",
+        description="Write the summary table and the plots (outer-fold scores; inner validation curve or "
+                    "heat map per fold) of a finished WORKDIR as one self-contained HTML file, or the "
+                    "figure alone as a PNG. Needs matplotlib: pip install 'mempamal[plot]'.")
+    p.add_argument("workdir", help="a directory whose workflow has completed")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="report.html (self-contained) or a .png figure (default: WORKDIR/report.html)")
 
     from .tasks import task_parser
 
@@ -57,12 +93,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Parse ``argv`` and run the command; a user's mistake ends with a message on stderr, no traceback."""
     args = _parser().parse_args(argv)
     if args.command == "task":
+        # A task's errors go to its log with their traceback: run it unguarded.
         from .tasks import execute
 
         execute(args)
         return
+    from .config import ConfigError
+
+    try:
+        _command(args)
+    except (ConfigError, FileNotFoundError, FileExistsError, PermissionError, ValueError, TypeError,
+            ImportError) as e:
+        sys.exit(f"mempamal: error: {e}")
+
+
+def _command(args: argparse.Namespace) -> None:
     if args.command == "run":
         from .backends import WorkflowError, run
 
@@ -90,13 +138,33 @@ def main(argv: list[str] | None = None) -> None:
         except (FileNotFoundError, ValueError) as e:
             sys.exit(str(e))
         return
+    if args.command == "generate":
+        from .config import generate
+        from .workflow import load_workflow
+
+        workdir = generate(args.config, args.workdir, overwrite=args.overwrite, python=args.python)
+        n = len(load_workflow(workdir).tasks)
+        print(f"mempamal: wrote {workdir} ({n} tasks); run it with: mempamal run {workdir}")
+        return
+    if args.command == "status":
+        from .status import FAILED, workflow_status
+
+        status = workflow_status(args.workdir)
+        print(json.dumps(status.to_dict(), indent=1) if args.json else status)
+        if status.names(FAILED):
+            sys.exit(1)
+        return
     if args.command == "results":
         from .results import load_results
 
-        try:
-            print(load_results(args.workdir).summary())
-        except FileNotFoundError as e:
-            sys.exit(str(e))
+        res = load_results(args.workdir)
+        print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
+        return
+    if args.command == "report":
+        from .report import write_report
+
+        print(f"mempamal: wrote {write_report(args.workdir, args.output)}")
+        return
 
 
 def _slurm_options(args: argparse.Namespace) -> dict:

@@ -1,0 +1,133 @@
+"""Where a workflow stands, read from its files alone.
+
+A task is *done* when its outputs exist (they are written atomically), *failed*
+when its log ends with an error (a Python traceback) and its outputs are
+missing, *running* when its log has been started but holds neither, and
+*pending* otherwise. Only files are read, so this works while a run goes on
+in another process, and whatever the back-end (every back-end sends a task's
+output to ``logs/<name>.log``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .workflow import Workflow, is_complete, load_workflow
+
+DONE, RUNNING, PENDING, FAILED = "done", "running", "pending", "failed"
+STATES = (DONE, RUNNING, PENDING, FAILED)
+_TRACEBACK = "Traceback (most recent call last):"
+_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+_TAIL = 64 * 1024  # the error is at the end of a log; logs of chatty estimators can be long
+
+
+@dataclass
+class WorkflowStatus:
+    """The state of every task of a workdir.
+
+    Attributes
+    ----------
+    workdir : pathlib.Path
+    states : dict of str to str
+        Task name to "done", "running", "pending" or "failed", in workflow order.
+    errors : dict of str to str
+        Failed task name to the last line of its error.
+    finished : bool
+        Whether results.json has been written (the experiment is complete).
+    """
+
+    workdir: Path
+    workflow: Workflow
+    states: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    finished: bool = False
+
+    def names(self, state: str) -> list[str]:
+        return [n for n, s in self.states.items() if s == state]
+
+    def counts(self) -> dict[str, int]:
+        """Tasks per state, and the total."""
+        out = {s: len(self.names(s)) for s in STATES}
+        out["total"] = len(self.states)
+        return out
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description (what ``mempamal status --json`` prints)."""
+        return {
+            "workdir": str(self.workdir),
+            "finished": self.finished,
+            "counts": self.counts(),
+            "failed": [{"task": n, "error": self.errors[n],
+                        "log": str(self.workdir / self.workflow.by_name[n].log),
+                        "command": self.workflow.by_name[n].shell_command(self.workdir)}
+                       for n in self.names(FAILED)],
+            "running": self.names(RUNNING),
+        }
+
+    def __str__(self) -> str:
+        c = self.counts()
+        lines = [f"{self.workdir}: {c['total']} tasks: {c[DONE]} done, {c[RUNNING]} running, "
+                 f"{c[PENDING]} pending, {c[FAILED]} failed"
+                 + ("; results are ready (mempamal results)" if self.finished else "")]
+        for name in self.names(FAILED):
+            task = self.workflow.by_name[name]
+            lines.append(f"- failed {name}: {self.errors[name]}")
+            lines.append(f"  log: {self.workdir / task.log}")
+            lines.append(f"  command: {task.shell_command(self.workdir)}")
+        return "\n".join(lines)
+
+
+def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
+    """Read the state of every task of ``workdir`` from its outputs and logs.
+
+    Parameters
+    ----------
+    workdir : path
+        A directory written by :meth:`mempamal.Experiment.write`.
+
+    Returns
+    -------
+    status : WorkflowStatus
+        Print it for a summary; ``counts()`` for the numbers.
+    """
+    from .workflow import RESULTS_JSON
+
+    workdir = Path(workdir).resolve()
+    workflow = load_workflow(workdir)
+    status = WorkflowStatus(workdir, workflow, finished=(workdir / RESULTS_JSON).exists())
+    for task in workflow.tasks:
+        if is_complete(workdir, task):
+            status.states[task.name] = DONE
+            continue
+        error = _log_error(workdir / task.log)
+        if error is None:
+            status.states[task.name] = PENDING
+        elif error:
+            status.states[task.name] = FAILED
+            status.errors[task.name] = error
+        else:
+            status.states[task.name] = RUNNING
+    return status
+
+
+def _log_error(log: Path) -> str | None:
+    """None without a log, "" for a log without an error, else the error's last line."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(f.seek(0, os.SEEK_END) - _TAIL, 0))
+            text = f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    if _TRACEBACK not in text:
+        return ""
+    # The final exception's traceback follows the last chaining notice; an exception's
+    # message may itself quote a traceback (a failed fit's), hence the first one after it.
+    start = max(text.rfind(m) for m in _CHAINED)
+    start = text.find(_TRACEBACK, max(start, 0))
+    after = text[start if start >= 0 else text.index(_TRACEBACK):].strip().splitlines()
+    # The exception line is the first one after the indented frames.
+    for line in after[1:]:
+        if line and not line.startswith((" ", "\t")):
+            return line
+    return after[-1]

@@ -1,0 +1,169 @@
+"""The ``mempamal`` command, run as users run it: a real subprocess per call."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from mempamal import Experiment
+from mempamal.cli import main
+from mempamal.workflow import load_workflow
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "examples" / "iris_config.py"
+
+
+def mempamal(*args, check=True):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+               MPLBACKEND="Agg")
+    out = subprocess.run([sys.executable, "-m", "mempamal", *map(str, args)], capture_output=True, text=True,
+                         env=env)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def assert_user_error(out, *fragments):
+    """A user's mistake: non-zero exit, a message on stderr naming the problem, no traceback."""
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr, out.stderr
+    for fragment in fragments:
+        assert fragment in out.stderr, out.stderr
+
+
+SMALL_CONFIG = """
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from mempamal import Experiment
+from mempamal.cli import main
+
+experiment = Experiment(Pipeline([("scaler", StandardScaler()), ("logit", LogisticRegression())]),
+                        cv=3, param_grid={"logit__C": [0.1, 1.0, 10.0]}, inner_cv=2, scoring="f1_weighted")
+
+def load_data():
+    return load_iris(return_X_y=True)
+"""
+
+
+def test_example_config_generates(tmp_path):
+    out = mempamal("generate", CONFIG, tmp_path / "iris")
+    assert "31 tasks" in out.stdout and f"mempamal run {tmp_path / 'iris'}" in out.stdout
+
+
+def test_generate_run_status_results_report(tmp_path, capsys):
+    config = tmp_path / "config.py"
+    config.write_text(SMALL_CONFIG)
+    workdir = tmp_path / "iris"
+    main(["generate", str(config), str(workdir)])
+    assert "10 tasks" in capsys.readouterr().out
+    main(["status", str(workdir)])
+    assert "0 done, 0 running, 10 pending, 0 failed" in capsys.readouterr().out
+
+    assert "10 done" in mempamal("run", workdir, "--quiet").stdout
+    status = json.loads(mempamal("status", workdir, "--json").stdout)
+    assert status["counts"] == {"done": 10, "running": 0, "pending": 0, "failed": 0, "total": 10}
+    assert status["finished"]
+
+    table = mempamal("results", workdir).stdout
+    assert "f1_weighted" in table and "logit__C=" in table
+    doc = json.loads(mempamal("results", workdir, "--json").stdout)
+    assert doc["metrics"] == ["f1_weighted"] and len(doc["test_scores"]["f1_weighted"]) == 3
+    assert len(doc["best_params"]) == 3 and "logit__C" in doc["best_params"][0]
+
+    main(["report", str(workdir), "-o", str(tmp_path / "r.png")])
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    main(["report", str(workdir)])
+    assert "data:image/png;base64," in (workdir / "report.html").read_text()
+
+    # The same config again is the same experiment: kept, results included.
+    main(["generate", str(config), str(workdir)])
+    assert (workdir / "results.json").exists()
+
+
+def test_status_names_failed_and_running_tasks(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    workdir = tmp_path / "run"
+    # C=-1 makes every fit raise; error_score="raise" makes the map tasks fail as a bug would.
+    Experiment(LogisticRegression(), cv=2, param_grid={"C": [-1.0, 1.0]}, inner_cv=2,
+               error_score="raise").write(X, y, workdir)
+    tasks = load_workflow(workdir).tasks
+    # The failed task's command, its output in its log, as a subprocess back-end runs it.
+    (workdir / "logs").mkdir()
+    with open(workdir / tasks[0].log, "w") as log:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        assert subprocess.run(tasks[0].command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+                              env=env).returncode != 0
+    (workdir / tasks[1].log).write_text("started, no output yet\n")  # what a running task's log looks like
+
+    out = mempamal("status", workdir, check=False)
+    assert out.returncode == 1
+    assert "7 tasks: 0 done, 1 running, 5 pending, 1 failed" in out.stdout
+    assert f"failed {tasks[0].name}: sklearn.utils._param_validation.InvalidParameterError" in out.stdout
+    assert str(workdir / tasks[0].log) in out.stdout and tasks[0].shell_command(workdir) in out.stdout
+    doc = json.loads(mempamal("status", workdir, "--json", check=False).stdout)
+    assert doc["failed"][0]["task"] == tasks[0].name and doc["running"] == [tasks[1].name]
+
+
+def user_error(*args):
+    """A user's mistake, in-process: SystemExit with the message (printed to stderr by Python), no traceback."""
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    assert isinstance(e.value.code, str) and e.value.code.startswith("mempamal: error: ")
+    return e.value.code
+
+
+def test_user_errors_are_one_line_on_stderr(tmp_path):
+    config = tmp_path / "own_estimator.py"
+    config.write_text(
+        "from sklearn.base import BaseEstimator\n"
+        "from mempamal import Experiment\n"
+        "class Mine(BaseEstimator):\n"
+        "    def fit(self, X, y):\n"
+        "        return self\n"
+        "experiment = Experiment(Mine(), cv=3)\n"
+        "def load_data():\n"
+        "    return [[0.0]] * 6, [0, 1] * 3\n")
+    assert_user_error(mempamal("generate", config, tmp_path / "w", check=False),
+                      "own_estimator.py, line 6", "'Mine'", "put it in an importable module")
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("x = 1\n")
+    assert "must define `experiment" in user_error("generate", bad, tmp_path / "w")
+    bad.write_text("from mempamal import Experiment\nfrom sklearn.linear_model import Ridge\n"
+                   "experiment = Experiment(Ridge())\ndef load_data():\n    return 1\n")
+    assert "load_data() must return (X, y) or (X, y, groups)" in user_error("generate", bad, tmp_path / "w")
+    bad.write_text("import not_a_module_anywhere\n")
+    assert "bad.py, line 1: No module named" in user_error("generate", bad, tmp_path / "w")
+    assert "is not a file" in user_error("generate", tmp_path / "missing.py", tmp_path / "w")
+    assert "no workflow here" in user_error("status", tmp_path / "nowhere")
+    assert "no results yet" in user_error("results", tmp_path / "nowhere")
+    assert "output: expected a .html or .png" in user_error("report", tmp_path / "nowhere", "-o", "x.pdf")
+    with pytest.raises(SystemExit, match="no workflow here"):
+        main(["run", str(tmp_path / "nowhere")])
+
+
+def help_text(capsys, *args):
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--help"])
+    assert e.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_every_command_explains_its_options(capsys):
+    top = help_text(capsys)
+    for command in ("run", "generate", "status", "results", "report", "task"):
+        assert command in top
+    expected = {"run": ["--backend", "--n-jobs", "--no-resume", "--quiet"],
+                "generate": ["--overwrite", "--python", "config"],
+                "status": ["--json"], "results": ["--json"], "report": ["--output"]}
+    for command, options in expected.items():
+        text = help_text(capsys, command)
+        for option in options:
+            assert option in text, (command, option)

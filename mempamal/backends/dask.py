@@ -152,13 +152,17 @@ class DaskBackend(Backend):
                                       f"{self.scheduler_address}: {e}") from e
         else:
             cluster, threads = self._local_cluster()
-            client = Client(cluster, set_as_default=False)
+            try:
+                client = Client(cluster, set_as_default=False)
+            except BaseException:
+                cluster.close()
+                raise
         try:
             return self._submit_and_wait(client, workdir, tasks, progress, threads)
         finally:
             if client is not self.client:
                 client.close()
-            if cluster is not None:
+            if cluster is not None:  # the LocalCluster this run started ends with it
                 cluster.close()
 
     @staticmethod

@@ -59,6 +59,24 @@ def test_registered_and_options_validated():
             SomaWorkflowBackend(**bad)
 
 
+def test_max_jobs_sets_the_light_mode_scheduler_and_threads(tmp_path, monkeypatch):
+    from soma_workflow.configuration import cpu_count
+
+    monkeypatch.delenv("SOMA_WORKFLOW_CONFIG", raising=False)
+    backend = SomaWorkflowBackend(isolated_light_mode=tmp_path / "soma-workflow", max_jobs=1)
+    controller = backend._connect()
+    try:
+        assert backend._configure(controller, tmp_path) == cpu_count()  # one job: every core's threads
+        assert controller.scheduler_config.get_proc_nb() == controller.scheduler_config.get_max_proc_nb() == 1
+        assert controller._engine_proxy.engine_loop._scheduler._proc_nb == 1
+        assert (tmp_path / "soma-workflow-scheduler.cfg").exists()  # the setting's file: this run's, not ~'s
+    finally:
+        _end_light_mode_scheduler(controller)
+        controller.stop_engine()
+    assert not soma_threads()
+    assert "SOMA_WORKFLOW_CONFIG" not in os.environ
+
+
 def test_conversion_jobs_groups_dependencies(tmp_path):
     workdir = tmp_path / "run"
     write_iris_nested(workdir)

@@ -231,6 +231,10 @@ def _end_light_mode_scheduler(controller) -> None:
     polling (every 10 ms) until the interpreter exits: in a long session each
     run would add two.
     """
+    from soma_workflow.configuration import LIGHT_MODE
+
+    if controller.config.get_mode() != LIGHT_MODE:  # the engine is a remote proxy: not ours to stop
+        return
     engine_loop = getattr(controller._engine_proxy, "engine_loop", None)
     end = getattr(getattr(engine_loop, "_scheduler", None), "end_scheduler_thread", None)
     if end is not None:

@@ -94,6 +94,19 @@ def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers,
     return scores, fit_time, time.perf_counter() - start, ""
 
 
+def _fit_and_score_all(ctx, estimator, candidates, start, X_train, y_train, X_test, y_test, scorers,
+                       error_score):
+    """The results of _fit_and_score for each candidate, with a Pipeline's shared leading steps fitted once."""
+    from .pipeline_cache import fit_and_score_shared, reuse_plan
+
+    plan = reuse_plan(estimator, ctx.doc["candidates"][start:start + len(candidates)])
+    if plan is not None:
+        return fit_and_score_shared(estimator, candidates, plan, X_train, y_train, X_test, y_test, scorers,
+                                    error_score)
+    return (_fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score)
+            for params in candidates)
+
+
 def run_map(workdir: Path, outer: int, inner: int, chunk: int) -> None:
     """Fit and score the grid points of one chunk on one inner fold."""
     from .folds import subset
@@ -109,9 +122,8 @@ def run_map(workdir: Path, outer: int, inner: int, chunk: int) -> None:
 
     scores = {m: [] for m in scorers}
     fit_times, score_times, errors = [], [], []
-    for params in candidates:
-        s, fit_time, score_time, error = _fit_and_score(
-            estimator, params, X_train, y_train, X_test, y_test, scorers, error_score)
+    for s, fit_time, score_time, error in _fit_and_score_all(
+            ctx, estimator, candidates, start, X_train, y_train, X_test, y_test, scorers, error_score):
         for m in scorers:
             scores[m].append(s[m])
         fit_times.append(fit_time)

@@ -1,8 +1,8 @@
 """The local back-end: the workflow's tasks in warm worker processes on this machine.
 
-Workers are joblib's loky reusable processes: they import scikit-learn once
-and stay alive between tasks (and between runs), and each task is handed to
-them as a few strings, never as arrays.
+Workers are loky processes owned by this back-end: they import scikit-learn
+once and stay alive between tasks (and between runs), and each task is handed
+to them as a few strings, never as arrays.
 """
 from __future__ import annotations
 
@@ -13,6 +13,33 @@ from pathlib import Path
 from ..progress import Progress
 from ..workflow import Task, Workflow, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
+
+
+def _warm_up() -> None:
+    """Import what every task needs once per worker, before the first task arrives."""
+    import sklearn.base  # noqa: F401  (the bulk of a task's start-up)
+
+    from .. import tasks  # noqa: F401
+
+
+# The workers of this process, by (n_jobs, threads per task): kept warm between runs. Not loky's
+# global reusable executor: joblib (GridSearchCV(n_jobs=...), an estimator's own n_jobs) replaces that
+# one whenever its options differ from ours, which would kill our warm workers and theirs in turn.
+_EXECUTORS: dict = {}
+IDLE_TIMEOUT = 300  # seconds before idle workers exit (they start again on demand)
+
+
+def _executor(n_jobs: int, threads: int, renew: bool = False):
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    key = (n_jobs, threads)
+    executor = _EXECUTORS.get(key)
+    if renew or executor is None or getattr(executor, "_flags", None) is not None and executor._flags.broken:
+        if executor is not None:
+            executor.shutdown(wait=False)
+        executor = _EXECUTORS[key] = ProcessPoolExecutor(
+            max_workers=n_jobs, timeout=IDLE_TIMEOUT, env=thread_limits(threads), initializer=_warm_up)
+    return executor
 
 
 def _run_in_worker(workdir: str, task_args: list[str], log: str, threads: int) -> None:
@@ -49,8 +76,6 @@ class LocalBackend(Backend):
 
     def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task],
                 progress: Progress) -> dict[str, TaskOutcome]:
-        from joblib.externals.loky import get_reusable_executor
-
         todo = {t.name for t in tasks}
         waiting = {t.name: {d for d in t.dependencies if d in todo} for t in tasks}
         dependents = workflow.dependents()
@@ -71,16 +96,21 @@ class LocalBackend(Backend):
                     if not waiting[child]:
                         ready.append(child)
 
-        def new_executor():
-            return get_reusable_executor(max_workers=self.n_jobs, reuse=True,
-                                         env=thread_limits(self.threads_per_task))
+        def next_task() -> str:
+            # A ready refit first: it frees its fold's outputs and overlaps the other folds' maps,
+            # instead of trailing after every map.
+            for k, name in enumerate(ready):
+                if workflow.by_name[name].stage != "map":
+                    return ready.pop(k)
+            return ready.pop(0)
 
-        executor = new_executor()
+        executor = _executor(self.n_jobs, self.threads_per_task)
         while ready or running:
             if getattr(executor, "_flags", None) is not None and executor._flags.broken:
-                executor = new_executor()  # a worker died: its tasks failed, the others go on
+                # a worker died: its tasks failed, the others go on
+                executor = _executor(self.n_jobs, self.threads_per_task, renew=True)
             while ready and len(running) < self.n_jobs:
-                task = workflow.by_name[ready.pop(0)]
+                task = workflow.by_name[next_task()]
                 future = executor.submit(_run_in_worker, str(workdir), task.task_args, task.log,
                                          self.threads_per_task)
                 running[future] = task.name

@@ -236,3 +236,64 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
     output.chmod(0o755)
     return output
 
+
+
+# --- Soma-Workflow's slurm scheduler on Slurm < 23.02 ---------------------------------------
+# Soma-Workflow 6 polls `sacct -o jobid,...,stdout,...`; sacct only knows the `stdout` field
+# since Slurm 23.02, errors on older ones, and the engine then waits forever. This wrapper,
+# earlier on PATH than the real sacct, asks for `workdir` instead (same column count; the
+# engine does not use the value). Soma-Workflow is left untouched.
+SACCT_WRAPPER = r"""#!/bin/bash
+# sacct for Soma-Workflow on Slurm < 23.02 (written by mempamal): field stdout -> workdir.
+args=() fmt=0
+for a in "$@"; do
+  if [ $fmt = 1 ] || [[ $a == --format=* ]] || [[ $a == -o?* ]]; then
+    a=$(sed -E 's/(^|[,=]|^-o)stdout(,|$)/\1workdir\2/g' <<< "$a")
+  fi
+  fmt=0; [ "$a" = -o ] || [ "$a" = --format ] && fmt=1
+  args+=("$a")
+done
+exec {real} "${{args[@]}}"
+"""
+
+
+def slurm_version(sacct: str = "sacct") -> tuple[int, int] | None:
+    """The (major, minor) version of SLURM's client commands, None when there are none."""
+    import subprocess
+
+    try:
+        out = subprocess.run([sacct, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(\d+)\.(\d+)", out)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def needs_sacct_wrapper() -> bool:
+    """Whether this machine's sacct lacks the ``stdout`` field Soma-Workflow 6 asks for (Slurm < 23.02)."""
+    version = slurm_version()
+    return version is not None and version < (23, 2)
+
+
+def write_sacct_wrapper(directory: str | os.PathLike, real_sacct: str | None = None) -> Path:
+    """Write the ``sacct`` wrapper into ``directory`` (to put first on PATH); returns its path.
+
+    ``real_sacct`` is the sacct it calls, default: the one on PATH now (not ``directory``'s).
+    """
+    import shutil
+
+    directory = Path(directory).expanduser().resolve()
+    if real_sacct is None:
+        path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                               if p and Path(p).resolve() != directory)
+        real_sacct = shutil.which("sacct", path=path)
+        if real_sacct is None:
+            raise FileNotFoundError("sacct: not on PATH; install SLURM's client commands (Debian: slurm-client)")
+    directory.mkdir(parents=True, exist_ok=True)
+    wrapper = directory / "sacct"
+    from .files import atomic_open
+
+    with atomic_open(wrapper, "w") as f:
+        f.write(SACCT_WRAPPER.format(real=shlex.quote(real_sacct)))
+    wrapper.chmod(0o755)
+    return wrapper

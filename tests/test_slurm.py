@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, load_results, run
 from mempamal.export import export
-from mempamal.slurm import stage_resources
+from mempamal.slurm import stage_resources, write_sacct_wrapper
 
 from conftest import assert_same_as_sklearn, sklearn_nested
 
@@ -134,6 +134,33 @@ def test_export_job_arrays_then_resubmit_only_the_missing_tasks(slurm, tmp_path,
     wait_for_jobs([job for _, job in arrays])
     assert done_log.stat().st_mtime_ns == done_mtime  # a complete map was not run again
     assert_same_results(workdir, local_reference)
+
+
+@pytest.mark.slurm
+def test_soma_workflow_slurm_scheduler(slurm, tmp_path, local_reference):
+    X, y, *_, exp = iris_experiment()
+    workdir = tmp_path / "run"
+    exp.write(X, y, workdir)
+    before = set(Path.home().iterdir())
+    # Slurm 22.05 here: the sacct wrapper goes first on PATH for the run (automatic), and only then.
+    path = os.environ["PATH"]
+    report = run(workdir, backend="soma-workflow", scheduler="slurm", progress=False)
+    assert os.environ["PATH"] == path
+    assert len(report.names("done")) == 7
+    assert_same_results(workdir, local_reference)
+    jobs = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "jobname,state", "-S", "now-1hour"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert {"map-o0-i0-c0|COMPLETED", "refit-o0|COMPLETED", "refit-o1|COMPLETED"} <= set(jobs), jobs  # sbatch jobs
+    assert set(Path.home().iterdir()) == before  # nothing left in the home directory
+
+
+def test_sacct_wrapper_asks_for_workdir_instead_of_stdout(tmp_path):
+    # The real sacct stands as a program that prints its arguments.
+    wrapper = write_sacct_wrapper(tmp_path / "bin", real_sacct=shutil.which("echo"))
+    out = subprocess.run([str(wrapper), "-j", "12", "-o", "jobid,state,stdout,ncpus", "--format=stdout,x",
+                          "-ostdout", "--name", "stdout"], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["-j", "12", "-o", "jobid,state,workdir,ncpus", "--format=workdir,x", "-oworkdir",
+                           "--name", "stdout"]
 
 
 def test_export_script_resources_threads_and_split(tmp_path):

@@ -102,6 +102,16 @@ class SomaWorkflowBackend(Backend):
         remote resource: not set.
     queue : str, default=None
         The resource's queue to submit to.
+    scheduler : str, default=None
+        Light mode driving this machine's batch scheduler instead of running jobs
+        itself: ``"slurm"`` (each task an sbatch job), ``"pbspro"``... (a login node;
+        its database is a temporary file of the run).
+    sacct_wrapper : bool, default=None
+        With SLURM: put first on PATH, for the run, a ``sacct`` that asks for the
+        field ``workdir`` where Soma-Workflow 6 asks for ``stdout``, which Slurm < 23.02
+        lacks (the engine would wait forever). None: when sacct is older than 23.02.
+        It reaches an engine running in this process (light mode); a Soma-Workflow
+        server's own PATH must hold it (:func:`mempamal.slurm.write_sacct_wrapper`).
     poll_interval : float, default=0.5
         Seconds between two status requests.
     """
@@ -111,6 +121,7 @@ class SomaWorkflowBackend(Backend):
     def __init__(self, resource_id: str | None = None, *, login: str | None = None, password: str | None = None,
                  config=None, rsa_key_pass: str | None = None, isolated_light_mode: str | os.PathLike | bool | None = None,
                  max_jobs: int | None = None, threads_per_job: int | None = None, queue: str | None = None,
+                 scheduler: str | None = None, sacct_wrapper: bool | None = None,
                  poll_interval: float = 0.5) -> None:
         for option, value in (("max_jobs", max_jobs), ("threads_per_job", threads_per_job)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -119,6 +130,21 @@ class SomaWorkflowBackend(Backend):
             raise ValueError(f"poll_interval: expected a positive number of seconds, got {poll_interval!r}")
         if isinstance(isolated_light_mode, os.PathLike):
             isolated_light_mode = os.fspath(isolated_light_mode)
+        if scheduler is not None:
+            import importlib.util
+
+            # Soma-Workflow finds a scheduler by its module soma_workflow.schedulers.<name>_scheduler.
+            if not isinstance(scheduler, str) or not scheduler.isidentifier() or importlib.util.find_spec(
+                    f"soma_workflow.schedulers.{scheduler}_scheduler") is None:
+                raise ValueError(f"scheduler: expected a scheduler of Soma-Workflow such as 'slurm' or "
+                                 f"'pbspro', got {scheduler!r}")
+            if resource_id is not None or config is not None or isolated_light_mode is not None:
+                raise ValueError("scheduler: light mode on this machine's batch scheduler; "
+                                 "not with resource_id, config or isolated_light_mode (configure that resource)")
+        if sacct_wrapper not in (None, True, False):
+            raise ValueError(f"sacct_wrapper: expected True, False or None (automatic), got {sacct_wrapper!r}")
+        self.scheduler = scheduler
+        self.sacct_wrapper = sacct_wrapper
         self.controller_options = dict(resource_id=resource_id, login=login, password=password, config=config,
                                        rsa_key_pass=rsa_key_pass, isolated_light_mode=isolated_light_mode)
         self.max_jobs = max_jobs
@@ -130,8 +156,10 @@ class SomaWorkflowBackend(Backend):
                 progress: Progress) -> dict[str, TaskOutcome]:
         scratch = Path(tempfile.mkdtemp(prefix="mempamal-soma-"))
         controller = None
+        saved_path = os.environ.get("PATH")
         try:
-            controller = self._connect()
+            controller = self._connect(scratch)
+            self._put_sacct_wrapper_on_path(controller, scratch)
             threads = self._configure(controller, scratch)
             soma_workflow = to_soma_workflow(workdir, workflow, tasks, threads_per_job=threads)
             workflow_id = controller.submit_workflow(soma_workflow, name=soma_workflow.name, queue=self.queue)
@@ -147,21 +175,42 @@ class SomaWorkflowBackend(Backend):
                 with contextlib.redirect_stdout(io.StringIO()):
                     controller.stop_engine()
                     del controller
+            if saved_path is not None:
+                os.environ["PATH"] = saved_path
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _connect(self):
+    def _connect(self, scratch: Path):
         from soma_workflow.client import WorkflowController
+
+        options = self.controller_options
+        if self.scheduler is not None:
+            from soma_workflow.configuration import LIGHT_MODE, Configuration
+
+            # Light mode on a batch scheduler is reached through a Configuration, not the config file.
+            options = {**options, "config": Configuration(
+                "localhost", LIGHT_MODE, self.scheduler, str(scratch / "soma-workflow.db"),
+                str(scratch / "transfers"))}
 
         # Isolated light mode points SOMA_WORKFLOW_CONFIG at its directory for good: restore it.
         saved = os.environ.get("SOMA_WORKFLOW_CONFIG")
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # its chatter would garble the progress bar
-                return WorkflowController(**self.controller_options)
+                return WorkflowController(**options)
         finally:
             if saved is None:
                 os.environ.pop("SOMA_WORKFLOW_CONFIG", None)
             else:
                 os.environ["SOMA_WORKFLOW_CONFIG"] = saved
+
+    def _put_sacct_wrapper_on_path(self, controller, scratch: Path) -> None:
+        """On SLURM, the sacct wrapper first on PATH for this run when asked or needed."""
+        if self.sacct_wrapper is False or controller.get_scheduler_type() != "slurm":
+            return
+        from ..slurm import needs_sacct_wrapper, write_sacct_wrapper
+
+        if self.sacct_wrapper or needs_sacct_wrapper():
+            wrapper = write_sacct_wrapper(scratch / "bin")
+            os.environ["PATH"] = os.pathsep.join([str(wrapper.parent), os.environ.get("PATH", "")])
 
     def _configure(self, controller, scratch: Path) -> int | None:
         """Apply max_jobs to a light-mode scheduler; return the threads per job."""

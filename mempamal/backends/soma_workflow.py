@@ -179,7 +179,7 @@ class SomaWorkflowBackend(Backend):
                 os.environ["PATH"] = saved_path
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _connect(self, scratch: Path):
+    def _connect(self, scratch: Path | None = None):
         from soma_workflow.client import WorkflowController
 
         options = self.controller_options
@@ -187,6 +187,7 @@ class SomaWorkflowBackend(Backend):
             from soma_workflow.configuration import LIGHT_MODE, Configuration
 
             # Light mode on a batch scheduler is reached through a Configuration, not the config file.
+            scratch = scratch or Path(tempfile.mkdtemp(prefix="mempamal-soma-"))
             options = {**options, "config": Configuration(
                 "localhost", LIGHT_MODE, self.scheduler, str(scratch / "soma-workflow.db"),
                 str(scratch / "transfers"))}

@@ -21,12 +21,13 @@ setup(
     ],
     extras_require={
         "dask": ["dask[distributed]>=2023.1"],
+        "slurm": ["dask[distributed]>=2023.1", "dask-jobqueue>=0.8"],
         # Results.to_frame(), Results.plot(), `mempamal report`.
         "plot": ["matplotlib>=3.6", "pandas>=1.5"],
         # Progress bars as widgets in Jupyter, and the figures.
         "notebook": ["ipywidgets>=8", "matplotlib>=3.6", "pandas>=1.5"],
         "test": ["pytest>=7", "dask[distributed]>=2023.1", "matplotlib>=3.6", "pandas>=1.5", "nbclient>=0.7",
-                 "nbformat>=5.7", "ipykernel>=6", "imbalanced-learn>=0.12"],
+                 "nbformat>=5.7", "ipykernel>=6", "imbalanced-learn>=0.12", "dask-jobqueue>=0.8"],
     },
     entry_points={"console_scripts": ["mempamal = mempamal.cli:main"]},
     classifiers=[

@@ -154,6 +154,54 @@ def test_soma_workflow_slurm_scheduler(slurm, tmp_path, local_reference):
     assert set(Path.home().iterdir()) == before  # nothing left in the home directory
 
 
+SLURM_WORKERS = dict(queue="debug", cores=1, memory="500MB", walltime="00:10:00", interface="lo",
+                     scheduler_options={"dashboard_address": "127.0.0.1:0"}, job_name="mempamal-dask")
+
+
+def dask_jobs_end(timeout=60):
+    """Whether the SLURM jobs of dask workers are all gone (cancelled jobs complete first) within timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        out = subprocess.run(["squeue", "-h", "-n", "mempamal-dask", "-o", "%i"], capture_output=True, text=True)
+        if not out.stdout.split():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+@pytest.mark.slurm
+def test_dask_slurm_cluster_option_then_client(slurm, tmp_path, local_reference):
+    X, y, *_, exp = iris_experiment()
+    workdir = tmp_path / "run"
+    exp.write(X, y, workdir)
+    report = run(workdir, backend="dask", slurm={**SLURM_WORKERS, "jobs": 2}, progress=False)
+    assert len(report.names("done")) == 7
+    assert_same_results(workdir, local_reference)
+    assert dask_jobs_end()  # the run's SLURMCluster was closed: its jobs were cancelled
+
+    # A Client of the caller's own SLURMCluster: used, and left open.
+    from dask_jobqueue import SLURMCluster
+    from distributed import Client
+
+    workdir = tmp_path / "client"
+    exp.write(X, y, workdir)
+    with SLURMCluster(**SLURM_WORKERS) as cluster, Client(cluster) as client:
+        cluster.scale(jobs=1)
+        run(workdir, backend="dask", client=client, progress=False)
+        assert_same_results(workdir, local_reference)
+        assert client.status == "running"
+    assert dask_jobs_end()
+
+
+def test_dask_slurm_option_errors():
+    from mempamal.backends.dask import DaskBackend
+
+    with pytest.raises(ValueError, match="slurm: starts the run's own SLURMCluster"):
+        DaskBackend(slurm={}, n_jobs=2)
+    with pytest.raises(ValueError, match=r"slurm\['jobs'\]: expected a positive int"):
+        DaskBackend(slurm={"jobs": 0})
+
+
 def test_sacct_wrapper_asks_for_workdir_instead_of_stdout(tmp_path):
     # The real sacct stands as a program that prints its arguments.
     wrapper = write_sacct_wrapper(tmp_path / "bin", real_sacct=shutil.which("echo"))

@@ -79,6 +79,13 @@ class DaskBackend(Backend):
     threads_per_task : int, default=None
         BLAS/OpenMP threads each task may use; default: the cores divided by ``n_jobs`` on the
         LocalCluster, the workers' own setting (Dask's default: 1) on other clusters.
+    slurm : dict, default=None
+        Workers as SLURM jobs: the keyword arguments of dask-jobqueue's ``SLURMCluster``
+        (``queue``, ``cores``, ``memory``, ``walltime``, ``interface``, ``job_extra_directives``...)
+        and ``jobs``, the SLURM jobs to start (default 1). The cluster starts with the run and
+        is closed (its jobs cancelled) when it ends. Default ``processes=1``: one worker per job,
+        whose ``cores`` are also each task's BLAS/OpenMP threads (``threads_per_task`` overrides).
+        Needs ``pip install mempamal[slurm]``.
 
     Notes
     -----
@@ -90,8 +97,22 @@ class DaskBackend(Backend):
     name = "dask"
 
     def __init__(self, scheduler_address: str | None = None, client=None, n_jobs: int | None = None,
-                 threads_per_task: int | None = None) -> None:
+                 threads_per_task: int | None = None, slurm: dict | None = None) -> None:
         _check_distributed()
+        if slurm is not None:
+            if scheduler_address is not None or client is not None or n_jobs is not None:
+                raise ValueError("slurm: starts the run's own SLURMCluster; not with scheduler_address, client "
+                                 "or n_jobs (set slurm['jobs'] for the number of SLURM jobs)")
+            if not isinstance(slurm, dict):
+                raise ValueError(f"slurm: expected a dict of SLURMCluster arguments, got {type(slurm).__name__}")
+            jobs = slurm.get("jobs", 1)
+            if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+                raise ValueError(f"slurm['jobs']: expected a positive int, got {jobs!r}")
+            try:
+                import dask_jobqueue  # noqa: F401
+            except ImportError as e:
+                raise ImportError("slurm: needs dask-jobqueue: pip install mempamal[slurm]") from e
+        self.slurm = slurm
         if scheduler_address is not None and client is not None:
             raise ValueError("scheduler_address, client: give one or the other, not both")
         if scheduler_address is not None and not isinstance(scheduler_address, str):
@@ -136,13 +157,42 @@ class DaskBackend(Backend):
                 "`if __name__ == \"__main__\":`") from e
         return cluster, threads
 
+    def _slurm_cluster(self):
+        from dask_jobqueue import SLURMCluster
+
+        options = dict(self.slurm)
+        jobs = options.pop("jobs", 1)
+        options.setdefault("processes", 1)  # one task per worker process at a time: see _ONE_TASK_PER_PROCESS
+        cores = options.get("cores") or 1
+        threads = self.threads_per_task or max(cores // options["processes"], 1)
+        # Nested parallelism: the cores SLURM gives a job are its worker's BLAS/OpenMP threads.
+        options["job_script_prologue"] = [f"export {k}={v}" for k, v in thread_limits(threads).items()] + list(
+            options.get("job_script_prologue") or [])
+        try:
+            cluster = SLURMCluster(**options)
+        except Exception as e:
+            raise ValueError(f"slurm: could not make a SLURMCluster of {options}: {type(e).__name__}: {e}") from e
+        try:
+            cluster.scale(jobs=jobs)
+        except BaseException:
+            cluster.close()
+            raise
+        return cluster, threads
+
     def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task],
                 progress: Progress) -> dict[str, TaskOutcome]:
         from distributed import Client
 
         cluster = None
         threads = self.threads_per_task
-        if self.client is not None:
+        if self.slurm is not None:
+            cluster, threads = self._slurm_cluster()
+            try:
+                client = Client(cluster, set_as_default=False)
+            except BaseException:
+                cluster.close()  # cancels its SLURM jobs
+                raise
+        elif self.client is not None:
             client = self.client
         elif self.scheduler_address is not None:
             try:
@@ -162,7 +212,7 @@ class DaskBackend(Backend):
         finally:
             if client is not self.client:
                 client.close()
-            if cluster is not None:  # the LocalCluster this run started ends with it
+            if cluster is not None:  # the cluster this run started ends with it (SLURM: jobs cancelled)
                 cluster.close()
 
     @staticmethod

@@ -27,7 +27,8 @@ setup(
         # Progress bars as widgets in Jupyter, and the figures.
         "notebook": ["ipywidgets>=8", "matplotlib>=3.6", "pandas>=1.5"],
         "test": ["pytest>=7", "dask[distributed]>=2023.1", "matplotlib>=3.6", "pandas>=1.5", "nbclient>=0.7",
-                 "nbformat>=5.7", "ipykernel>=6", "imbalanced-learn>=0.12", "dask-jobqueue>=0.8"],
+                 "nbformat>=5.7", "ipykernel>=6", "ipywidgets>=8", "imbalanced-learn>=0.12",
+                 "dask-jobqueue>=0.8"],
     },
     entry_points={"console_scripts": ["mempamal = mempamal.cli:main"]},
     classifiers=[

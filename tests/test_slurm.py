@@ -178,6 +178,7 @@ def test_dask_slurm_cluster_option_then_client(slurm, tmp_path, local_reference)
     assert len(report.names("done")) == 7
     assert_same_results(workdir, local_reference)
     assert dask_jobs_end()  # the run's SLURMCluster was closed: its jobs were cancelled
+    assert len(list((workdir / "logs" / "dask-slurm").glob("*.out"))) == 2
 
     # A Client of the caller's own SLURMCluster: used, and left open.
     from dask_jobqueue import SLURMCluster
@@ -185,7 +186,8 @@ def test_dask_slurm_cluster_option_then_client(slurm, tmp_path, local_reference)
 
     workdir = tmp_path / "client"
     exp.write(X, y, workdir)
-    with SLURMCluster(**SLURM_WORKERS) as cluster, Client(cluster) as client:
+    with SLURMCluster(**SLURM_WORKERS, log_directory=str(tmp_path / "logs")) as cluster, \
+            Client(cluster) as client:
         cluster.scale(jobs=1)
         run(workdir, backend="dask", client=client, progress=False)
         assert_same_results(workdir, local_reference)

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from ..progress import Progress
-from ..workflow import WORKFLOW_FILE, Task, Workflow, thread_limits
+from ..workflow import LOG_DIR, WORKFLOW_FILE, Task, Workflow, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
 
 _INSTALL_HINT = "the dask back-end needs Dask's distributed scheduler: pip install mempamal[dask]"
@@ -83,7 +83,8 @@ class DaskBackend(Backend):
         Workers as SLURM jobs: the keyword arguments of dask-jobqueue's ``SLURMCluster``
         (``queue``, ``cores``, ``memory``, ``walltime``, ``interface``, ``job_extra_directives``...)
         and ``jobs``, the SLURM jobs to start (default 1). The cluster starts with the run and
-        is closed (its jobs cancelled) when it ends. Default ``processes=1``: one worker per job,
+        is closed (its jobs cancelled) when it ends; the jobs' output goes to ``logs/dask-slurm/``
+        of the workdir (``log_directory``). Default ``processes=1``: one worker per job,
         whose ``cores`` are also each task's BLAS/OpenMP threads (``threads_per_task`` overrides).
         Needs ``pip install mempamal[slurm]``.
 
@@ -157,10 +158,12 @@ class DaskBackend(Backend):
                 "`if __name__ == \"__main__\":`") from e
         return cluster, threads
 
-    def _slurm_cluster(self):
+    def _slurm_cluster(self, workdir: Path):
         from dask_jobqueue import SLURMCluster
 
         options = dict(self.slurm)
+        # The workers' SLURM output goes with the run's logs, not to the current directory.
+        options.setdefault("log_directory", os.fspath(workdir / LOG_DIR / "dask-slurm"))
         jobs = options.pop("jobs", 1)
         options.setdefault("processes", 1)  # one task per worker process at a time: see _ONE_TASK_PER_PROCESS
         cores = options.get("cores") or 1
@@ -186,7 +189,7 @@ class DaskBackend(Backend):
         cluster = None
         threads = self.threads_per_task
         if self.slurm is not None:
-            cluster, threads = self._slurm_cluster()
+            cluster, threads = self._slurm_cluster(workdir)
             try:
                 client = Client(cluster, set_as_default=False)
             except BaseException:

@@ -35,7 +35,8 @@ def stderr_file(workdir: Path, task: Task) -> Path:
 
 
 def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list[Task] | None = None, *,
-                     threads_per_job: int | None = None, name: str | None = None):
+                     threads_per_job: int | None = None, name: str | None = None,
+                     native_specification: list[str] | None = None):
     """A ``soma_workflow.client.Workflow`` running ``tasks`` (default: all) of a workdir.
 
     Parameters
@@ -51,6 +52,8 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
         leaves the jobs' environment alone.
     name : str, default=None
         The workflow's name in Soma-Workflow (default: the workdir's name).
+    native_specification : list of str, default=None
+        Each job's options for the cluster's scheduler (SLURM: sbatch options).
 
     Returns
     -------
@@ -66,7 +69,7 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
     (workdir / LOG_DIR).mkdir(parents=True, exist_ok=True)
     jobs = {t.name: Job(command=list(t.command), name=t.name, working_directory=str(workdir),
                         stdout_file=str(stdout_file(workdir, t)), stderr_file=str(stderr_file(workdir, t)),
-                        env=env)
+                        env=env, native_specification=native_specification)
             for t in tasks}
     dependencies = [(jobs[d], jobs[t.name]) for t in tasks for d in t.dependencies if d in jobs]
     folds: dict[int | None, list] = {}
@@ -97,7 +100,8 @@ class SomaWorkflowBackend(Backend):
         count); default: Soma-Workflow's (the cores of this machine).
     threads_per_job : int, default=None
         BLAS/OpenMP threads each job may use (``OMP_NUM_THREADS``,
-        ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``... in its environment);
+        ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``... in its environment;
+        on SLURM also the job's ``--cpus-per-task``);
         default in light mode: the cores divided by the jobs at once; on a
         remote resource: not set.
     queue : str, default=None
@@ -161,7 +165,11 @@ class SomaWorkflowBackend(Backend):
             controller = self._connect(scratch)
             self._put_sacct_wrapper_on_path(controller, scratch)
             threads = self._configure(controller, scratch)
-            soma_workflow = to_soma_workflow(workdir, workflow, tasks, threads_per_job=threads)
+            # On SLURM, one setting for nested parallelism: the threads of a job are the CPUs it asks for.
+            native = ([f"--cpus-per-task={threads}"] if threads and controller.get_scheduler_type() == "slurm"
+                      else None)
+            soma_workflow = to_soma_workflow(workdir, workflow, tasks, threads_per_job=threads,
+                                             native_specification=native)
             workflow_id = controller.submit_workflow(soma_workflow, name=soma_workflow.name, queue=self.queue)
             try:
                 return self._wait(controller, workflow_id, workdir, workflow, tasks, progress)

@@ -90,7 +90,7 @@ def test_conversion_jobs_groups_dependencies(tmp_path):
         assert job.working_directory == str(workdir.resolve())
         assert job.stdout_file == str(workdir.resolve() / "logs" / f"{t.name}.out")
         assert job.stderr_file == str(workdir.resolve() / t.log)
-        assert job.env == thread_limits(3)
+        assert job.env == {**thread_limits(3), "LOKY_MAX_CPU_COUNT": "3"}
     assert sorted((a.name, b.name) for a, b in soma.dependencies) == sorted(
         (d, t.name) for t in workflow.tasks for d in t.dependencies)
     groups = {g.name: sorted(j.name for j in g.elements) for g in soma.root_group}

@@ -48,8 +48,9 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
     tasks : list of Task, default=None
         The tasks to run; dependencies on other tasks are taken as complete.
     threads_per_job : int, default=None
-        Cap on each job's BLAS/OpenMP threads (``OMP_NUM_THREADS``...); None
-        leaves the jobs' environment alone.
+        Cap on each job's BLAS/OpenMP threads (``OMP_NUM_THREADS``...) and on
+        the cores joblib counts for ``n_jobs=-1`` (``LOKY_MAX_CPU_COUNT``);
+        None leaves the jobs' environment alone.
     name : str, default=None
         The workflow's name in Soma-Workflow (default: the workdir's name).
     native_specification : list of str, default=None
@@ -64,7 +65,8 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
 
     workdir = Path(workdir).resolve()
     tasks = workflow.tasks if tasks is None else tasks
-    env = thread_limits(threads_per_job) if threads_per_job else None
+    # LOKY_MAX_CPU_COUNT: joblib's n_jobs=-1 inside an estimator counts that many cores, not all of them.
+    env = {**thread_limits(threads_per_job), "LOKY_MAX_CPU_COUNT": str(threads_per_job)} if threads_per_job else None
     # The engine creates the stdout/stderr files at submission: their directory must exist.
     (workdir / LOG_DIR).mkdir(parents=True, exist_ok=True)
     jobs = {t.name: Job(command=list(t.command), name=t.name, working_directory=str(workdir),
@@ -100,7 +102,8 @@ class SomaWorkflowBackend(Backend):
         count); default: Soma-Workflow's (the cores of this machine).
     threads_per_job : int, default=None
         BLAS/OpenMP threads each job may use (``OMP_NUM_THREADS``,
-        ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``... in its environment;
+        ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``... in its environment,
+        and the cores joblib's ``n_jobs=-1`` counts in it, ``LOKY_MAX_CPU_COUNT``;
         on SLURM also the job's ``--cpus-per-task``);
         default in light mode: the cores divided by the jobs at once; on a
         remote resource: not set.

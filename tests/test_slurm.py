@@ -2,7 +2,8 @@
 
 Tests marked ``slurm`` need root (they start munged, MariaDB, slurmdbd, slurmctld
 and slurmd, and install them with apt-get when missing); elsewhere they are
-skipped with the reason. A cluster that fails to start is an error, not a skip.
+skipped with the reason (MEMPAMAL_TEST_SLURM=0 turns them off). A cluster that
+fails to start is an error, not a skip.
 Every daemon is stopped by its pid at the end of the session, whatever happened.
 Each sbatch job costs about a second: the experiments are small (iris, 2 x 2 folds).
 """
@@ -42,6 +43,8 @@ def iris_experiment():
 @pytest.fixture(scope="session")
 def slurm():
     """A running single-node SLURM; yields its state directory, with SLURM_CONF set for this process."""
+    if os.environ.get("MEMPAMAL_TEST_SLURM") == "0":
+        pytest.skip("MEMPAMAL_TEST_SLURM=0: SLURM tests turned off")
     if os.geteuid() != 0:
         pytest.skip("SLURM tests need root: they start munged, slurmctld, slurmd, slurmdbd and MariaDB")
     if shutil.which("sbatch") is None and shutil.which("apt-get") is None:

@@ -29,8 +29,13 @@ fi
 mkdir -p "$S"/{etc,state,spool,log,munge,mysql,mysqlrun}
 chown munge:munge "$S/munge"; chmod 755 "$S/munge"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-CTLD_PORT=$(free_port); SLURMD_PORT=$(free_port); DBD_PORT=$(free_port); DB_PORT=$(free_port)
+# Four free ports on 127.0.0.1 (held together so that they differ), for slurmctld, slurmd, slurmdbd, MariaDB.
+read -r CTLD_PORT SLURMD_PORT DBD_PORT DB_PORT < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(4)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
 
 # --- munge on its default socket (slurmctld's link to slurmdbd ignores AuthInfo=socket=) ---
 # Debian's postinst creates /etc/munge/munge.key. A munged already answering is used as is
@@ -89,7 +94,7 @@ export SLURM_CONF=$S/etc/slurm.conf
 # --- MariaDB + slurmdbd (only for sacct) ---
 if [ $ACCOUNTING = 1 ]; then
   chown mysql:mysql "$S/mysql" "$S/mysqlrun"
-  mariadb-install-db --no-defaults --user=mysql --datadir="$S/mysql" \
+  mariadb-install-db --no-defaults --user=mysql --datadir="$S/mysql" --skip-test-db \
     --auth-root-authentication-method=socket > "$S/log/mariadb-install.log" 2>&1
   setsid -f mariadbd --no-defaults --user=mysql --datadir="$S/mysql" \
     --socket="$S/mysqlrun/mysql.sock" --pid-file="$S/mysqlrun/mariadbd.pid" \

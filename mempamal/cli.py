@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("workdir")
     p.add_argument("--format", required=True, choices=sorted(EXPORTERS),
                    help="soma-workflow: Soma-Workflow's file (soma_submit_workflow, GUI); "
-                   "cmd-list: JSON of shell commands runnable from anywhere and their dependencies")
+                   "cmd-list: JSON of shell commands runnable from anywhere and their dependencies; "
+                   "slurm: a bash script of sbatch job arrays, one per stage (options below)")
     p.add_argument("-o", "--output", required=True, help="the file to write")
     g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
     g.add_argument("--cpus", type=int, help="--cpus-per-task, and the BLAS/OpenMP threads of each task")
@@ -135,7 +136,10 @@ def _command(args: argparse.Namespace) -> None:
         from .export import export
 
         try:
-            options = _slurm_options(args) if args.format == "slurm" else {}
+            options = _slurm_options(args)
+            if options and args.format != "slurm":
+                raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in options)}: "
+                                 f"options of --format slurm, not of --format {args.format}")
             print(f"mempamal: wrote {export(args.workdir, args.format, args.output, **options)}")
         except (FileNotFoundError, ValueError) as e:
             sys.exit(str(e))

@@ -235,6 +235,25 @@ def test_export_script_resources_threads_and_split(tmp_path):
     assert "--cpus-per-task=1" in gather_job and "--partition=io" in gather_job and "OMP_NUM_THREADS=1" in gather_job
 
 
+def test_export_slurm_command_line(tmp_path):
+    import sys
+
+    X, y, *_, exp = iris_experiment()
+    workdir = tmp_path / "run"
+    exp.write(X, y, workdir)
+    base = [sys.executable, "-m", "mempamal", "export", str(workdir), "-o", str(tmp_path / "submit.sh")]
+    out = subprocess.run(base + ["--format", "slurm", "--mem", "2G", "--stage", "map:cpus=2",
+                                 "--stage", "gather:sbatch_args=--qos=io"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "--cpus-per-task=2" in (workdir / "slurm" / "map.sbatch").read_text()
+    assert "--cpus-per-task=1" in (workdir / "slurm" / "refit.sbatch").read_text()
+    assert "#SBATCH --qos=io" in (workdir / "slurm" / "gather.sbatch").read_text()
+    out = subprocess.run(base + ["--format", "cmd-list", "--mem", "2G"], capture_output=True, text=True)
+    assert out.returncode != 0 and "--mem: options of --format slurm" in out.stderr
+    out = subprocess.run(base + ["--format", "slurm", "--stage", "map=2"], capture_output=True, text=True)
+    assert out.returncode != 0 and "--stage: expected STAGE:KEY=VALUE" in out.stderr
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"defaults": {"cpus": 0}}, "cpus: expected a positive int"),
     ({"defaults": {"mem": "lots"}}, "mem: expected"),

@@ -139,7 +139,7 @@ def scheduling(args, scratch: Path) -> None:
     print(f"scheduling: {len(tasks)} near-empty tasks, local back-end n_jobs={args.n_jobs}, median of "
           f"{args.repeat}: {b * 1000:.1f} ms wall per task; the same tasks run one after the other in this "
           f"process: {a * 1000:.1f} ms each; overhead per task: {(b * args.n_jobs - a) * 1000:.1f} ms "
-          f"(wall x n_jobs - in-process)")
+          f"(wall x n_jobs - in-process; with n_jobs > 1 it assumes n_jobs idle cores)")
 
 
 # -- memory ----------------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["startup", "generate", "scheduling", "memory", "all"])
     parser.add_argument("--repeat", type=int, default=5, help="repetitions (default 5)")
-    parser.add_argument("--n-jobs", type=int, default=2, help="local back-end workers for 'scheduling'")
+    parser.add_argument("--n-jobs", type=int, default=1, help="local back-end workers for 'scheduling' (default 1)")
     parser.add_argument("--mb", type=float, default=1000, help="size of X for 'memory', MB (default 1000)")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="mempamal-costs-"))

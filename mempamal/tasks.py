@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -297,10 +298,16 @@ def execute(args: argparse.Namespace, workdir: Path | None = None) -> None:
         run_gather(path)
 
 
+@functools.lru_cache(maxsize=1)
+def _cached_task_parser() -> argparse.ArgumentParser:
+    """Built once per worker process: argparse takes milliseconds to build, tasks may take less."""
+    return task_parser()
+
+
 def run_task(workdir: str | os.PathLike, task_args: list[str], log: str | os.PathLike | None = None) -> None:
     """Run a task in this process, as its command would, its output and errors going to ``log``."""
     workdir = Path(workdir)
-    args = task_parser().parse_args(task_args)
+    args = _cached_task_parser().parse_args(task_args)
     if log is None:
         execute(args, workdir)
         return

@@ -52,9 +52,20 @@ def load_data():
 """
 
 
-def test_example_config_generates(tmp_path):
-    out = mempamal("generate", CONFIG, tmp_path / "iris")
-    assert "31 tasks" in out.stdout and f"mempamal run {tmp_path / 'iris'}" in out.stdout
+def cli(capsys, *args, status=0):
+    """``mempamal ARGS`` in-process (the subprocess tests cover the entry point): its stdout."""
+    try:
+        main([str(a) for a in args])
+    except SystemExit as e:
+        assert e.code == status
+    else:
+        assert status == 0
+    return capsys.readouterr().out
+
+
+def test_example_config_generates(tmp_path, capsys):
+    out = cli(capsys, "generate", CONFIG, tmp_path / "iris")
+    assert "31 tasks" in out and f"mempamal run {tmp_path / 'iris'}" in out
 
 
 def test_generate_run_status_results_report(tmp_path, capsys):
@@ -67,13 +78,13 @@ def test_generate_run_status_results_report(tmp_path, capsys):
     assert "0 done, 0 running, 10 pending, 0 failed" in capsys.readouterr().out
 
     assert "10 done" in mempamal("run", workdir, "--quiet").stdout
-    status = json.loads(mempamal("status", workdir, "--json").stdout)
+    status = json.loads(cli(capsys, "status", workdir, "--json"))
     assert status["counts"] == {"done": 10, "running": 0, "pending": 0, "failed": 0, "total": 10}
     assert status["finished"]
 
-    table = mempamal("results", workdir).stdout
+    table = cli(capsys, "results", workdir)
     assert "f1_weighted" in table and "logit__C=" in table
-    doc = json.loads(mempamal("results", workdir, "--json").stdout)
+    doc = json.loads(cli(capsys, "results", workdir, "--json"))
     assert doc["metrics"] == ["f1_weighted"] and len(doc["test_scores"]["f1_weighted"]) == 3
     assert len(doc["best_params"]) == 3 and "logit__C" in doc["best_params"][0]
 
@@ -87,7 +98,7 @@ def test_generate_run_status_results_report(tmp_path, capsys):
     assert (workdir / "results.json").exists()
 
 
-def test_status_names_failed_and_running_tasks(tmp_path):
+def test_status_names_failed_and_running_tasks(tmp_path, capsys):
     X, y = load_iris(return_X_y=True)
     workdir = tmp_path / "run"
     # C=-1 makes every fit raise; error_score="raise" makes the map tasks fail as a bug would.
@@ -102,12 +113,11 @@ def test_status_names_failed_and_running_tasks(tmp_path):
                               env=env).returncode != 0
     (workdir / tasks[1].log).write_text("started, no output yet\n")  # what a running task's log looks like
 
-    out = mempamal("status", workdir, check=False)
-    assert out.returncode == 1
-    assert "7 tasks: 0 done, 1 running, 5 pending, 1 failed" in out.stdout
-    assert f"failed {tasks[0].name}: sklearn.utils._param_validation.InvalidParameterError" in out.stdout
-    assert str(workdir / tasks[0].log) in out.stdout and tasks[0].shell_command(workdir) in out.stdout
-    doc = json.loads(mempamal("status", workdir, "--json", check=False).stdout)
+    out = cli(capsys, "status", workdir, status=1)
+    assert "7 tasks: 0 done, 1 running, 5 pending, 1 failed" in out
+    assert f"failed {tasks[0].name}: sklearn.utils._param_validation.InvalidParameterError" in out
+    assert str(workdir / tasks[0].log) in out and tasks[0].shell_command(workdir) in out
+    doc = json.loads(cli(capsys, "status", workdir, "--json", status=1))
     assert doc["failed"][0]["task"] == tasks[0].name and doc["running"] == [tasks[1].name]
 
 

@@ -8,13 +8,20 @@ import sys
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mempamal", description="Means for EMbarrassingly PArallel MAchine Learning.")
+        prog="mempamal", description="Means for EMbarrassingly PArallel MAchine Learning: scikit-learn "
+        "(nested) cross-validation as files and commands, run by a back-end.",
+        epilog="A session: mempamal generate config.py runs/x; mempamal run runs/x -j 2; mempamal status "
+               "runs/x (from another shell); mempamal results runs/x; mempamal report runs/x -o report.html. "
+               "`mempamal COMMAND --help` explains each command's options.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("run", help="execute the workflow of a workdir",
                             description="Execute the workflow of WORKDIR with a back-end.")
     p.add_argument("workdir", help="a directory written by Experiment.write")
-    p.add_argument("--backend", default="local", help="the back-end (default: local)")
+    from .backends import available_backends
+
+    p.add_argument("--backend", default="local",
+                   help=f"the back-end: {', '.join(available_backends())} (default: local)")
     p.add_argument("-j", "--n-jobs", type=int, default=None,
                    help="tasks at once (-1: all cores); local: default 1; dask: the workers of the "
                         "LocalCluster it starts, default all cores")
@@ -33,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("export", help="write the workflow of a workdir for another tool",
                             description="Write the workflow of WORKDIR in a format other tools run.")
-    p.add_argument("workdir")
+    p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
     p.add_argument("--format", required=True, choices=sorted(EXPORTERS),
                    help="soma-workflow: Soma-Workflow's file (soma_submit_workflow, GUI); "
                    "cmd-list: JSON of shell commands runnable from anywhere and their dependencies; "

@@ -274,16 +274,17 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     """The parser of ``mempamal task ...`` (the commands workflow.json calls)."""
     parser = parser or argparse.ArgumentParser(prog="mempamal task")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,gather}")
+    workdir = "the workdir (workflow.json runs every command from it, as '.')"
     p = stages.add_parser("map", help="fit and score a chunk of the grid on one inner fold")
-    p.add_argument("workdir")
-    p.add_argument("--outer", type=int, required=True)
-    p.add_argument("--inner", type=int, required=True)
-    p.add_argument("--chunk", type=int, required=True)
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p.add_argument("--inner", type=int, required=True, help="the inner fold of that outer training set")
+    p.add_argument("--chunk", type=int, required=True, help="the chunk of the grid (grid_chunk_size points)")
     p = stages.add_parser("refit", help="select, refit and test on one outer fold")
-    p.add_argument("workdir")
-    p.add_argument("--outer", type=int, required=True)
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
     p = stages.add_parser("gather", help="gather the outer folds into results.json and results.npz")
-    p.add_argument("workdir")
+    p.add_argument("workdir", help=workdir)
     return parser
 
 

@@ -177,3 +177,19 @@ def test_every_command_explains_its_options(capsys):
         text = help_text(capsys, command)
         for option in options:
             assert option in text, (command, option)
+
+
+def test_every_option_has_a_help_text():
+    import argparse
+
+    from mempamal.cli import _parser
+
+    def check(parser, where):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    check(sub, f"{where} {name}")
+            elif not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{where}: {action.option_strings or action.dest} has no help"
+
+    check(_parser(), "mempamal")

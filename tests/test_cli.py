@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sklearn.datasets import load_iris
@@ -193,3 +194,20 @@ def test_every_option_has_a_help_text():
                 assert action.help, f"{where}: {action.option_strings or action.dest} has no help"
 
     check(_parser(), "mempamal")
+
+
+def test_generate_passes_groups(tmp_path, capsys):
+    config = tmp_path / "groups.py"
+    config.write_text(
+        "import numpy as np\n"
+        "from sklearn.linear_model import Ridge\n"
+        "from sklearn.model_selection import GroupKFold\n"
+        "from mempamal import Experiment\n"
+        "experiment = Experiment(Ridge(), cv=GroupKFold(3))\n"
+        "def load_data():\n"
+        "    return np.arange(24.0).reshape(12, 2), np.arange(12.0), np.repeat([0, 1, 2], 4)\n")
+    cli(capsys, "generate", config, tmp_path / "w")
+    assert (tmp_path / "w" / "data" / "groups.npy").exists()
+    folds = np.load(tmp_path / "w" / "folds.npz")
+    tests = [np.unique(np.repeat([0, 1, 2], 4)[folds[k]]) for k in folds.files if "test" in k and "o" in k]
+    assert tests and all(len(t) == 1 for t in tests)  # each test fold is one whole group

@@ -165,3 +165,14 @@ def test_report_html_is_self_contained_and_png(grid2d, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="output: expected a .html or .png"):
         write_report(res.workdir, tmp_path / "report.pdf")
+
+
+def test_predictions_refused_when_folds_are_not_a_partition(tmp_path):
+    from sklearn.model_selection import ShuffleSplit
+
+    X, y = load_iris(return_X_y=True)
+    Experiment(LogisticRegression(), cv=ShuffleSplit(2, test_size=0.3, random_state=0)).write(X, y, tmp_path / "r")
+    res = run_inline(tmp_path / "r")
+    assert [len(p) for p in res.test_predictions] == [45, 45]
+    with pytest.raises(ValueError, match="not a partition"):
+        res.predictions

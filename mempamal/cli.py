@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, FileNotFoundError, FileExistsError, PermissionError, ValueError, TypeError,
             ImportError) as e:
         sys.exit(f"mempamal: error: {e}")
+    except BrokenPipeError:  # the reader went away (`mempamal status DIR | head`): not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def _command(args: argparse.Namespace) -> None:

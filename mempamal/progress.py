@@ -9,7 +9,8 @@ class Progress:
     def __init__(self, total: int, enabled: bool = True, desc: str = "mempamal") -> None:
         self.total = total
         self.done = 0
-        self.failed = 0
+        self.failed = 0   # tasks that did not complete: failed or not run
+        self.not_run = 0  # of which not run because a task they need failed
         self._bar = None
         if enabled and total:
             from tqdm.auto import tqdm
@@ -22,8 +23,10 @@ class Progress:
             self.done += 1
         else:
             self.failed += 1
+            self.not_run += status != "failed"
         if self._bar is not None:
-            self._bar.set_postfix_str(f"failed={self.failed}", refresh=False)
+            postfix = f"failed={self.failed - self.not_run}" + (f", not run={self.not_run}" if self.not_run else "")
+            self._bar.set_postfix_str(postfix, refresh=False)
             self._bar.update(1)
 
     def close(self) -> None:

@@ -52,6 +52,7 @@ def slurm():
     state = Path(tempfile.mkdtemp(prefix="mempamal-slurm-"))  # short: unix socket paths are limited
     log = state / "slurm_up.log"
     saved = os.environ.get("SLURM_CONF")
+    started = False
     try:
         # Output to a file, not a pipe: the daemons inherit it and would keep a pipe open.
         with open(log, "w") as f:
@@ -61,6 +62,7 @@ def slurm():
             pytest.fail(f"SLURM did not start (slurm_up.sh exited {up.returncode}); its output:\n"
                         f"{log.read_text()[-3000:]}\nlogs: {state / 'log'}", pytrace=False)
         os.environ["SLURM_CONF"] = str(state / "etc" / "slurm.conf")
+        started = True
         yield state
     finally:
         if saved is None:
@@ -70,6 +72,8 @@ def slurm():
         stop = subprocess.run(["bash", str(CLUSTER / "slurm_stop.sh"), str(state)], capture_output=True,
                               text=True, timeout=120)
         assert stop.returncode == 0, f"slurm_stop.sh: {stop.stdout}{stop.stderr}"
+        if started:  # ~200 MB of state and database; kept, with the logs, when the start failed
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def wait_for_jobs(ids, timeout=240):

@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, load_results, run
 from mempamal.export import export
-from mempamal.slurm import stage_resources, write_sacct_wrapper
+from mempamal.slurm import needs_sacct_wrapper, stage_resources, write_sacct_wrapper
 
 from conftest import assert_same_as_sklearn, sklearn_nested
 
@@ -149,7 +149,9 @@ def test_soma_workflow_slurm_scheduler(slurm, tmp_path, local_reference):
     workdir = tmp_path / "run"
     exp.write(X, y, workdir)
     before = set(Path.home().iterdir())
-    # Slurm 22.05 here: the sacct wrapper goes first on PATH for the run (automatic), and only then.
+    if needs_sacct_wrapper():  # Debian 12's Slurm 22.05: Soma-Workflow's sacct call fails as is
+        assert subprocess.run(["sacct", "-o", "jobid,stdout"], capture_output=True).returncode != 0
+    # The sacct wrapper goes first on PATH for the run (automatic), and only then.
     path = os.environ["PATH"]
     report = run(workdir, backend="soma-workflow", scheduler="slurm", progress=False)
     assert os.environ["PATH"] == path

@@ -116,9 +116,10 @@ class SomaWorkflowBackend(Backend):
     sacct_wrapper : bool, default=None
         With SLURM: put first on PATH, for the run, a ``sacct`` that asks for the
         field ``workdir`` where Soma-Workflow 6 asks for ``stdout``, which Slurm < 23.02
-        lacks (the engine would wait forever). None: when sacct is older than 23.02.
-        It reaches an engine running in this process (light mode); a Soma-Workflow
-        server's own PATH must hold it (:func:`mempamal.slurm.write_sacct_wrapper`).
+        lacks (the engine would wait forever). None: when this machine's sacct is older
+        than 23.02. It reaches an engine in this process (light mode) or one the
+        connection starts; a Soma-Workflow server already running, or on another
+        machine, needs it on its own PATH (:func:`mempamal.slurm.write_sacct_wrapper`).
     poll_interval : float, default=0.5
         Seconds between two status requests.
     """
@@ -165,8 +166,8 @@ class SomaWorkflowBackend(Backend):
         controller = None
         saved_path = os.environ.get("PATH")
         try:
+            self._put_sacct_wrapper_on_path(scratch)  # before connecting: an engine it starts inherits PATH
             controller = self._connect(scratch)
-            self._put_sacct_wrapper_on_path(controller, scratch)
             threads = self._configure(controller, scratch)
             # On SLURM, one setting for nested parallelism: the threads of a job are the CPUs it asks for.
             native = ([f"--cpus-per-task={threads}"] if threads and controller.get_scheduler_type() == "slurm"
@@ -214,9 +215,12 @@ class SomaWorkflowBackend(Backend):
             else:
                 os.environ["SOMA_WORKFLOW_CONFIG"] = saved
 
-    def _put_sacct_wrapper_on_path(self, controller, scratch: Path) -> None:
-        """On SLURM, the sacct wrapper first on PATH for this run when asked or needed."""
-        if self.sacct_wrapper is False or controller.get_scheduler_type() != "slurm":
+    def _put_sacct_wrapper_on_path(self, scratch: Path) -> None:
+        """The sacct wrapper first on PATH for this run when asked, or when this machine's sacct is too old.
+
+        Only Soma-Workflow's slurm scheduler calls sacct: harmless for the others.
+        """
+        if self.sacct_wrapper is False:
             return
         from ..slurm import needs_sacct_wrapper, write_sacct_wrapper
 

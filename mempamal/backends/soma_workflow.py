@@ -267,6 +267,10 @@ class SomaWorkflowBackend(Backend):
                 if name in outcomes or job_status not in (constants.DONE, constants.FAILED):
                     continue
                 exit_status, exit_value = exit_info[0], exit_info[1]
+                if exit_status is None and status != constants.WORKFLOW_DONE:
+                    # The engine records a job's end status, then its exit status in a second
+                    # write: between the two, a job that succeeded would look failed.
+                    continue
                 if exit_status == constants.EXIT_NOTRUN:
                     outcome = TaskOutcome(NOT_RUN, "a task it depends on failed")
                 elif job_status == constants.DONE and exit_status == constants.FINISHED_REGULARLY \
@@ -309,11 +313,12 @@ def _end_light_mode_scheduler(controller) -> None:
 def _failure_report(workdir: Path, task: Task, exit_status, exit_value) -> str:
     """A failed job: how it ended, its command, and the end of its stderr (last, for WorkflowError)."""
     path = stderr_file(workdir, task)
+    ended = f"job {task.name} ended with {exit_status}, exit value {exit_value}"
     try:
         with open(path, errors="replace") as f:
-            tail = "".join(f.readlines()[-STDERR_TAIL:]).rstrip() or "(empty)"
+            tail = "".join(f.readlines()[-STDERR_TAIL:]).rstrip()
     except OSError as e:
         tail = f"(cannot read it: {e})"
-    return (f"job {task.name} ended with {exit_status}, exit value {exit_value}\n"
-            f"command: {task.shell_command(workdir)}\n"
-            f"stderr ({path}), last lines:\n{tail}")
+    # Without a traceback, how the job ended is the message that matters: put it last.
+    return (f"{ended}\ncommand: {task.shell_command(workdir)}\n"
+            + (f"stderr ({path}), last lines:\n{tail}" if tail else f"its stderr ({path}) is empty; {ended}"))

@@ -241,6 +241,31 @@ def test_export_script_resources_threads_and_split(tmp_path):
     assert "--cpus-per-task=1" in gather_job and "--partition=io" in gather_job and "OMP_NUM_THREADS=1" in gather_job
 
 
+def test_array_element_skips_fresh_tasks_and_reruns_stale_ones(tmp_path):
+    """An element run as SLURM would (bash, SLURM_ARRAY_TASK_ID set), here without SLURM."""
+    X, y, *_, exp = iris_experiment()
+    workdir = tmp_path / "run"
+    exp.write(X, y, workdir)
+    export(workdir, "slurm", tmp_path / "submit.sh")
+    run(workdir, backend="local", progress=False)
+
+    def element(stage, index, offset=0):
+        env = {**os.environ, "SLURM_ARRAY_TASK_ID": str(index), "SLURM_JOB_ID": "1", "SLURM_ARRAY_JOB_ID": "1"}
+        return subprocess.run(["bash", str(workdir / "slurm" / f"{stage}.sbatch"), str(offset)], env=env,
+                              capture_output=True, text=True, cwd="/", timeout=120)
+
+    out = element("map", 1, offset=2)  # line 4 of the task list
+    assert out.returncode == 0 and out.stdout.strip() == "map-o1-i1-c0: complete, skipped"
+    refit = workdir / "outer" / "o0.npz"
+    before = refit.stat().st_mtime_ns
+    os.utime(workdir / "maps" / "o0-i1-c0.npz")  # an input newer than the output: stale
+    out = element("refit", 0)
+    assert out.returncode == 0 and "refit-o0: " in out.stdout and "skipped" not in out.stdout
+    assert refit.stat().st_mtime_ns > before
+    out = element("refit", 5)
+    assert out.returncode == 1 and "no task at index 5" in out.stderr
+
+
 def test_export_slurm_command_line(tmp_path):
     import sys
 

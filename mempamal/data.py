@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .files import atomic_open
+from .files import WRITTEN_BY_WRITE, atomic_open, reading
 
 DATA_DIR = "data"
 
@@ -65,8 +65,9 @@ def load_data(workdir: Path, files: dict) -> tuple[Any, np.ndarray, np.ndarray |
 
 
 def _load(path: Path) -> Any:
-    if path.suffix == ".npz":
-        import scipy.sparse as sp
+    with reading(path, WRITTEN_BY_WRITE):
+        if path.suffix == ".npz":
+            import scipy.sparse as sp
 
-        return sp.load_npz(path)
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+            return sp.load_npz(path)
+        return np.load(path, mmap_mode="r", allow_pickle=False)

@@ -10,10 +10,33 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+
+class InputFileError(RuntimeError):
+    """A file a task needs is missing, unreadable, or belongs to another experiment."""
+
+
+WRITTEN_BY_WRITE = "it is written by Experiment.write: write the experiment again (same workdir)"
+# What reading a missing, truncated or garbled .npy/.npz/.json raises.
+READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str = "") -> Iterator[None]:
+    """Turn any failure to read ``path`` into an :class:`InputFileError` naming it (``what``: the fix)."""
+    try:
+        yield
+    except InputFileError:
+        raise
+    except READ_ERRORS as e:
+        state = "missing" if not Path(path).exists() else "unreadable (corrupt or truncated?)"
+        raise InputFileError(f"{path}: {state}{'; ' + what if what else ''} ({type(e).__name__}: {e})") from e
 
 
 @contextlib.contextmanager
@@ -43,6 +66,23 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_meta(path: str | os.PathLike) -> dict | None:
+    """The meta document of a .npz of :func:`save_arrays`, or a .json document; None if unreadable.
+
+    Cheap: only the small "meta" member of a .npz is read.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".json":
+            doc = read_json(path)
+        else:
+            with np.load(path, allow_pickle=False) as npz:
+                doc = json.loads(str(npz["meta"])) if "meta" in npz.files else None
+    except READ_ERRORS:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def save_arrays(path: str | os.PathLike, meta: dict | None = None, **arrays: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .files import atomic_open
+from .files import WRITTEN_BY_WRITE, atomic_open, reading
 
 FOLDS_FILE = "folds.npz"
 
@@ -61,15 +61,21 @@ class Folds:
     """Lazy access to folds.npz: only the arrays a task asks for are read."""
 
     def __init__(self, workdir: Path) -> None:
-        self._npz = np.load(workdir / FOLDS_FILE, allow_pickle=False)
+        self._path = workdir / FOLDS_FILE
+        with reading(self._path, WRITTEN_BY_WRITE):
+            self._npz = np.load(self._path, allow_pickle=False)
+
+    def _get(self, key: str) -> np.ndarray:
+        with reading(self._path, WRITTEN_BY_WRITE):  # members are read (and may fail) only now
+            return self._npz[key]
 
     def outer(self, o: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._npz[f"outer_train_{o}"], self._npz[f"outer_test_{o}"]
+        return self._get(f"outer_train_{o}"), self._get(f"outer_test_{o}")
 
     def inner(self, o: int, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Inner train/test indices of outer fold ``o``, relative to the whole data."""
-        outer_train = self._npz[f"outer_train_{o}"]
-        return outer_train[self._npz[f"inner_train_{o}_{i}"]], outer_train[self._npz[f"inner_test_{o}_{i}"]]
+        outer_train = self._get(f"outer_train_{o}")
+        return outer_train[self._get(f"inner_train_{o}_{i}")], outer_train[self._get(f"inner_test_{o}_{i}")]
 
     def close(self) -> None:
         self._npz.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import hashlib
+import json
 import os
 import sys
 import time
@@ -20,12 +22,43 @@ from typing import Any
 import numpy as np
 
 from .encoding import decode, encode
-from .files import load_arrays, read_json, save_arrays, write_json
-from .workflow import RESULTS_JSON, RESULTS_NPZ, map_output, refit_output
+from .files import WRITTEN_BY_WRITE, InputFileError, load_arrays, read_json, reading, save_arrays, write_json
+from .workflow import RESULTS_JSON, RESULTS_NPZ, map_name, map_output, refit_output
+
+# A file a task needs is missing, unreadable or from another experiment (the name tasks raise it by).
+TaskInputError = InputFileError
 
 
-class TaskInputError(RuntimeError):
-    """A file a task needs is missing or unreadable."""
+def task_name(stage: str, outer: int | None = None, inner: int | None = None, chunk: int | None = None) -> str:
+    """The name workflow.json gives the task of these arguments."""
+    if stage == "map":
+        return map_name(outer, inner, chunk)
+    return f"refit-o{outer}" if stage == "refit" else stage
+
+
+def task_fingerprint(experiment_fingerprint: str, stage: str, **numbers: int) -> str:
+    """What a task's outputs record: the experiment (doc, data, folds) and the task's own arguments."""
+    identity = json.dumps({"experiment": experiment_fingerprint, "stage": stage, **numbers}, sort_keys=True)
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+def _identity(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in ("outer", "inner", "chunk") if hasattr(args, k)}
+
+
+def expected_fingerprint(experiment_fingerprint: str, task_args: list[str]) -> str:
+    """The fingerprint the outputs of the task of ``task_args`` (argv after "task") must record."""
+    args = task_parser().parse_args(task_args)
+    return task_fingerprint(experiment_fingerprint, args.stage, **_identity(args))
+
+
+def _check_belongs(ctx: "Context", path: Path, meta: dict, stage: str, **numbers: int) -> None:
+    """Refuse an input written by another experiment (or another task) than the one in experiment.json."""
+    if meta.get("task_fingerprint") != task_fingerprint(ctx.doc["fingerprint"], stage, **numbers):
+        raise InputFileError(
+            f"{path}: this output of task {task_name(stage, **numbers)} belongs to another experiment "
+            "(its fingerprint does not match experiment.json's); outputs cannot be copied between "
+            "workdirs: run the workflow again (`mempamal run` recomputes that task)")
 
 
 class Context:
@@ -33,7 +66,8 @@ class Context:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.doc = read_json(workdir / "experiment.json")
+        with reading(workdir / "experiment.json", WRITTEN_BY_WRITE):
+            self.doc = read_json(workdir / "experiment.json")
         self.packages = self.doc.get("packages", [])
 
     def decode(self, encoded: Any) -> Any:
@@ -58,7 +92,7 @@ class Context:
     def data(self):
         from .data import load_data
 
-        return load_data(self.workdir, self.doc["data"])
+        return load_data(self.workdir, self.doc["data"])  # raises InputFileError naming the file
 
     def folds(self):
         from .folds import Folds
@@ -135,7 +169,9 @@ def run_map(workdir: Path, outer: int, inner: int, chunk: int) -> None:
         errors.append(error)
     save_arrays(
         workdir / map_output(outer, inner, chunk),
-        meta={"fingerprint": ctx.doc["fingerprint"], "start": start, "errors": errors},
+        meta={"fingerprint": ctx.doc["fingerprint"], "start": start, "errors": errors,
+              "task_fingerprint": task_fingerprint(ctx.doc["fingerprint"], "map", outer=outer, inner=inner,
+                                                   chunk=chunk)},
         fit_time=fit_times, score_time=score_times,
         **{f"test_{m}": np.asarray(v, dtype=np.float64) for m, v in scores.items()},
     )
@@ -151,11 +187,10 @@ def _inner_table(ctx: Context, outer: int) -> tuple[dict[str, np.ndarray], dict[
         columns: dict[str, list] = {}
         for c in range(n_chunks):
             path = ctx.workdir / map_output(outer, i, c)
-            try:
+            with reading(path, f"it is the output of task {map_name(outer, i, c)}: did it fail? "
+                               f"see logs/{map_name(outer, i, c)}.log"):
                 meta, arrays = load_arrays(path)
-            except (OSError, ValueError) as e:
-                raise TaskInputError(f"{path}: cannot read the output of task map-o{outer}-i{i}-c{c} "
-                                     f"(did it fail? see logs/map-o{outer}-i{i}-c{c}.log): {e}") from e
+            _check_belongs(ctx, path, meta, "map", outer=outer, inner=i, chunk=c)
             errors.extend(err for err in meta["errors"] if err)
             for key, value in arrays.items():
                 columns.setdefault(key, []).append(value)
@@ -183,7 +218,8 @@ def run_refit(workdir: Path, outer: int) -> None:
     ctx = Context(workdir)
     doc = ctx.doc
     estimator = ctx.estimator()
-    meta: dict[str, Any] = {"fingerprint": doc["fingerprint"]}
+    meta: dict[str, Any] = {"fingerprint": doc["fingerprint"],
+                            "task_fingerprint": task_fingerprint(doc["fingerprint"], "refit", outer=outer)}
     arrays: dict[str, Any] = {}
     params: dict = {}
     if doc["search"] is not None:
@@ -228,18 +264,18 @@ def run_gather(workdir: Path) -> None:
     folds = []
     for o in range(doc["n_outer"]):
         path = workdir / refit_output(o)
-        try:
+        with reading(path, f"it is the output of task refit-o{o}: did it fail? see logs/refit-o{o}.log"):
             folds.append(load_arrays(path))
-        except (OSError, ValueError) as e:
-            raise TaskInputError(f"{path}: cannot read the output of task refit-o{o} "
-                                 f"(did it fail? see logs/refit-o{o}.log): {e}") from e
+        _check_belongs(ctx, path, folds[-1][0], "refit", outer=o)
     metrics = list(doc["scoring"])
     test = {m: np.array([decode(meta["test_scores"][m]) for meta, _ in folds], dtype=float) for m in metrics}
     arrays: dict[str, Any] = {f"test_{m}": v for m, v in test.items()}
     arrays["fit_time"] = [meta["fit_time"] for meta, _ in folds]
     arrays["score_time"] = [meta["score_time"] for meta, _ in folds]
+    fingerprints = {"fingerprint": doc["fingerprint"],
+                    "task_fingerprint": task_fingerprint(doc["fingerprint"], "gather")}
     results: dict[str, Any] = {
-        "fingerprint": doc["fingerprint"],
+        **fingerprints,
         "metrics": metrics,
         "refit": doc["refit"],
         "n_outer": doc["n_outer"],
@@ -263,7 +299,7 @@ def run_gather(workdir: Path) -> None:
         arrays[f"test_indices_{o}"] = fold["test_indices"]
         if "test_predictions" in fold:
             arrays[f"test_predictions_{o}"] = fold["test_predictions"]
-    save_arrays(workdir / RESULTS_NPZ, **arrays)
+    save_arrays(workdir / RESULTS_NPZ, meta=fingerprints, **arrays)
     # results.json last: it is the mark of a finished experiment.
     write_json(workdir / RESULTS_JSON, results)
 
@@ -291,12 +327,15 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
 def execute(args: argparse.Namespace, workdir: Path | None = None) -> None:
     """Run the task that parsed ``args`` name; ``workdir`` resolves a relative workdir argument."""
     path = Path(args.workdir) if workdir is None else Path(workdir) / args.workdir
-    if args.stage == "map":
-        run_map(path, args.outer, args.inner, args.chunk)
-    elif args.stage == "refit":
-        run_refit(path, args.outer)
-    else:
-        run_gather(path)
+    try:
+        if args.stage == "map":
+            run_map(path, args.outer, args.inner, args.chunk)
+        elif args.stage == "refit":
+            run_refit(path, args.outer)
+        else:
+            run_gather(path)
+    except InputFileError as e:
+        raise InputFileError(f"task {task_name(args.stage, **_identity(args))} needs {e}") from e
 
 
 @functools.lru_cache(maxsize=1)

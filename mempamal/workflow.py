@@ -168,6 +168,29 @@ def load_workflow(workdir: str | os.PathLike) -> Workflow:
     return Workflow(tasks=[Task(**t) for t in doc["tasks"]], python=doc["python"])
 
 
-def is_complete(workdir: Path, task: Task) -> bool:
-    """Whether a task's outputs are all there (outputs are written atomically)."""
-    return all((workdir / out).exists() for out in task.outputs)
+def is_complete(workdir: Path, task: Task, fingerprint: str | None = None) -> bool:
+    """Whether a task's outputs are all there and were written by this task of this experiment.
+
+    Outputs are written atomically, and each records the fingerprint of the
+    experiment (experiment.json, data, folds) and of the task's arguments: an
+    output of another experiment, or a corrupt one, does not count.
+
+    Parameters
+    ----------
+    workdir : path
+    task : Task
+    fingerprint : str, default=None
+        The experiment's fingerprint; default: read from experiment.json.
+    """
+    from .files import read_meta
+    from .tasks import expected_fingerprint
+
+    workdir = Path(workdir)
+    if not all((workdir / out).exists() for out in task.outputs):
+        return False
+    if fingerprint is None:
+        fingerprint = (read_meta(workdir / "experiment.json") or {}).get("fingerprint")
+        if fingerprint is None:
+            return False
+    expected = expected_fingerprint(fingerprint, task.task_args)
+    return all((read_meta(workdir / out) or {}).get("task_fingerprint") == expected for out in task.outputs)

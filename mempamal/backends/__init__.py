@@ -46,7 +46,9 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     backend : str, default="local"
         The name of a back-end (see :func:`available_backends`).
     resume : bool, default=True
-        Skip tasks whose outputs are complete; ``False`` recomputes everything.
+        Skip tasks whose outputs are complete and record this experiment's and
+        task's fingerprint (unless a task they depend on is redone);
+        ``False`` recomputes everything.
     progress : bool, default=True
         Show a progress bar (done / failed / total) while the tasks run.
     **options
@@ -61,16 +63,21 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     WorkflowError
         When a task failed; the message names each failed task, its command and log.
     """
+    from ..files import read_meta
     from ..workflow import is_complete, load_workflow
 
     workdir = Path(workdir).resolve()
     workflow = load_workflow(workdir)
     executor = get_backend(backend)(**options)
+    fingerprint = (read_meta(workdir / "experiment.json") or {}).get("fingerprint")
+    if fingerprint is None:
+        raise FileNotFoundError(f"{workdir / 'experiment.json'}: missing or unreadable; write the "
+                                "experiment again (Experiment.write)")
     report = RunReport(workdir)
     todo, redo = [], set()
     for task in workflow.tasks:
         # A task is redone when anything it depends on is redone.
-        if resume and is_complete(workdir, task) and redo.isdisjoint(task.dependencies):
+        if resume and redo.isdisjoint(task.dependencies) and is_complete(workdir, task, fingerprint):
             report.skipped.append(task.name)
         else:
             todo.append(task)

@@ -179,6 +179,7 @@ class Experiment:
 
         workdir = Path(workdir)
         X, y, groups = _check_data(X, y, groups)
+        _warn_nan_without_imputer(X, self.estimator)
         with_search = self.param_grid is not None or self.param_distributions is not None
         if self.param_distributions is not None:
             encoded_candidates = self._encode_candidates(self._candidates())
@@ -232,7 +233,8 @@ class Experiment:
             probe.touch()
             probe.unlink()
         except OSError as e:
-            raise PermissionError(f"workdir {str(workdir)!r} cannot be written: {e.strerror}") from e
+            raise PermissionError(f"workdir {str(workdir)!r} cannot be written ({e.strerror}); "
+                                  "choose a directory you can create and write") from e
 
         doc["data"] = save_data(workdir, X, y, groups)
         save_folds(workdir, fold_arrays)
@@ -268,12 +270,45 @@ def _check_data(X, y, groups):
             raise ValueError(f"X: expected a 2-D array of shape (n_samples, n_features), got shape {X.shape}")
     y = as_array(y, "y")
     if y.ndim == 0 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"X and y: lengths differ ({X.shape[0]} samples in X, {y.shape[:1] or 'none'} in y)")
+        raise ValueError(f"X and y: lengths differ ({X.shape[0]} samples in X, "
+                         f"{y.shape[0] if y.ndim else 'none'} in y); give one target per sample")
+    if y.dtype.kind in "fc" and not np.isfinite(y).all():
+        bad = np.flatnonzero(~np.isfinite(y).reshape(y.shape[0], -1).all(axis=1))
+        raise ValueError(f"y: {bad.size} samples have a NaN or infinite target (first: sample {bad[0]}); "
+                         "drop those samples (e.g. keep = np.isfinite(y)) or impute their targets")
     if groups is not None:
         groups = as_array(groups, "groups")
         if groups.shape != (X.shape[0],):
             raise ValueError(f"groups: expected shape ({X.shape[0]},) like X's samples, got {groups.shape}")
     return X, y, groups
+
+
+def _warn_nan_without_imputer(X, estimator) -> None:
+    """Warn when X has NaN and neither an imputer nor the final estimator takes them."""
+    import warnings
+
+    import scipy.sparse as sp
+    from sklearn.utils import get_tags
+
+    values = X.data if sp.issparse(X) else X
+    if values.dtype.kind not in "fc" or not np.isnan(values).any():
+        return
+    parts = [estimator] + [v for v in estimator.get_params(deep=True).values() if hasattr(v, "fit")]
+    if any(type(p).__module__.startswith("sklearn.impute") or type(p).__name__.endswith("Imputer") for p in parts):
+        return
+    final = estimator
+    while hasattr(final, "steps"):  # a Pipeline's predictions come from its last step
+        final = final.steps[-1][1]
+    try:
+        if get_tags(final).input_tags.allow_nan:
+            return
+    except Exception:  # an estimator without scikit-learn's tags: warn
+        pass
+    warnings.warn(
+        f"X has {int(np.isnan(values).sum())} NaN values and {type(estimator).__name__} has no imputer: "
+        "its fits may fail (and score error_score); add one, e.g. "
+        "make_pipeline(SimpleImputer(), estimator), unless your estimator accepts NaN",
+        UserWarning, stacklevel=3)
 
 
 def _fingerprint(doc: dict, arrays: list, fold_arrays: dict) -> str:

@@ -6,6 +6,8 @@ them at write() means randomized splitters give every task the same split.
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +29,46 @@ def compute_folds(estimator, cv, inner_cv, X, y, groups) -> dict[str, np.ndarray
 
     classifier = is_classifier(estimator)
     arrays = {}
-    outer = check_cv(cv, y, classifier=classifier)
-    for o, (train, test) in enumerate(outer.split(X, y, groups)):
+    with _splitting("cv", cv):
+        outer_splits = list(check_cv(cv, y, classifier=classifier).split(X, y, groups))
+    for o, (train, test) in enumerate(outer_splits):
         arrays[f"outer_train_{o}"] = np.asarray(train, dtype=np.intp)
         arrays[f"outer_test_{o}"] = np.asarray(test, dtype=np.intp)
         if inner_cv is None:
             continue
         y_train = _safe_indexing(y, train)
-        inner = check_cv(inner_cv, y_train, classifier=classifier)
-        inner_splits = inner.split(
-            _safe_indexing(X, train), y_train, None if groups is None else _safe_indexing(groups, train)
-        )
+        with _splitting("inner_cv", inner_cv, f" (splitting the training set of outer fold {o})"):
+            inner = check_cv(inner_cv, y_train, classifier=classifier)
+            inner_splits = list(inner.split(
+                _safe_indexing(X, train), y_train, None if groups is None else _safe_indexing(groups, train)
+            ))
         for i, (inner_train, inner_test) in enumerate(inner_splits):
             arrays[f"inner_train_{o}_{i}"] = np.asarray(inner_train, dtype=np.intp)
             arrays[f"inner_test_{o}_{i}"] = np.asarray(inner_test, dtype=np.intp)
     return arrays
+
+
+# scikit-learn's words in a splitter's error -> what to do about it.
+_SPLIT_FIXES = (
+    ("'groups' parameter should not be None", "pass groups=... to write() (one group label per sample)"),
+    ("number of groups", "use fewer splits (n_splits at most the number of groups) or more groups"),
+    ("target types", "a stratified splitter needs class labels: for a continuous y use KFold or ShuffleSplit"),
+    ("members", "use fewer splits (n_splits at most the number of members of the smallest class)"),
+    ("n_samples", "use fewer splits (n_splits at most the number of samples)"),
+)
+
+
+@contextlib.contextmanager
+def _splitting(name: str, cv: Any, where: str = ""):
+    """Report a splitter's failure (and its class-size warning, a fold without a class) as
+    a ValueError naming ``cv``/``inner_cv`` and the fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="The least populated class", category=UserWarning)
+        try:
+            yield
+        except (ValueError, UserWarning) as e:
+            fix = next((f for words, f in _SPLIT_FIXES if words in str(e)), "check the splitter against the data")
+            raise ValueError(f"{name}={cv!r} cannot split the data{where}: {e} Fix: {fix}.") from None
 
 
 def count_folds(arrays: dict[str, np.ndarray]) -> tuple[int, list[int]]:

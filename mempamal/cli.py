@@ -106,10 +106,13 @@ def main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` and run the command; a user's mistake ends with a message on stderr, no traceback."""
     args = _parser().parse_args(argv)
     if args.command == "task":
-        # A task's errors go to its log with their traceback: run it unguarded.
-        from .tasks import execute
+        # A task's errors go to its log with their traceback; a missing input needs no traceback.
+        from .tasks import TaskInputError, execute
 
-        execute(args)
+        try:
+            execute(args)
+        except TaskInputError as e:  # a missing or foreign input: the message says it all
+            sys.exit(f"mempamal: {e}")
         return
     from .config import ConfigError
 

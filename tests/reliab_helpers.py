@@ -1,0 +1,52 @@
+"""Estimators for the fault tests, importable by worker processes (tests/ must be on their PYTHONPATH).
+
+They behave as Ridge, except that ``HeldRidge`` blocks its fit while a gate file exists (so a
+test can kill a run mid-way without racing the clock) and ``KillOnce`` kills its own process
+the first time it fits (a worker dying as under the OOM killer).
+"""
+import os
+import signal
+import time
+from pathlib import Path
+
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import Ridge
+
+
+class _RidgeLike(RegressorMixin, BaseEstimator):
+    def _fit(self, X, y):
+        self.ridge_ = Ridge(alpha=self.alpha).fit(X, y)
+        return self
+
+    def predict(self, X):
+        return self.ridge_.predict(X)
+
+
+class HeldRidge(_RidgeLike):
+    """Ridge whose fit, when ``hold``, waits while the file ``gate`` exists (touching ``gate``.held-PID)."""
+
+    def __init__(self, alpha=1.0, hold=False, gate=""):
+        self.alpha = alpha
+        self.hold = hold
+        self.gate = gate
+
+    def fit(self, X, y):
+        if self.hold and self.gate and os.path.exists(self.gate):
+            Path(f"{self.gate}.held-{os.getpid()}").touch()
+            while os.path.exists(self.gate):
+                time.sleep(0.05)
+        return self._fit(X, y)
+
+
+class KillOnce(_RidgeLike):
+    """Ridge whose first fit (while the file ``marker`` does not exist) SIGKILLs its own process."""
+
+    def __init__(self, alpha=1.0, marker=""):
+        self.alpha = alpha
+        self.marker = marker
+
+    def fit(self, X, y):
+        if self.marker and not os.path.exists(self.marker):
+            Path(self.marker).touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self._fit(X, y)

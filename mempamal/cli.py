@@ -106,13 +106,17 @@ def main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` and run the command; a user's mistake ends with a message on stderr, no traceback."""
     args = _parser().parse_args(argv)
     if args.command == "task":
-        # A task's errors go to its log with their traceback; a missing input needs no traceback.
+        # A task's errors go to its log with their traceback; a missing input or a refused
+        # import needs none.
+        from .encoding import DecodingError
         from .tasks import TaskInputError, execute
 
         try:
             execute(args)
         except TaskInputError as e:  # a missing or foreign input: the message says it all
             sys.exit(f"mempamal: {e}")
+        except DecodingError as e:  # experiment.json names what may not be imported
+            sys.exit(f"mempamal: experiment.json: {e}")
         return
     from .config import ConfigError
 

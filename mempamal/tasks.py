@@ -48,7 +48,7 @@ def _identity(args: argparse.Namespace) -> dict:
 
 def expected_fingerprint(experiment_fingerprint: str, task_args: list[str]) -> str:
     """The fingerprint the outputs of the task of ``task_args`` (argv after "task") must record."""
-    args = task_parser().parse_args(task_args)
+    args = _cached_parser().parse_args(task_args)
     return task_fingerprint(experiment_fingerprint, args.stage, **_identity(args))
 
 
@@ -322,6 +322,11 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     p = stages.add_parser("gather", help="gather the outer folds into results.json and results.npz")
     p.add_argument("workdir", help=workdir)
     return parser
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_parser() -> argparse.ArgumentParser:
+    return task_parser()  # building it costs more than parsing: resume parses every task's arguments
 
 
 def execute(args: argparse.Namespace, workdir: Path | None = None) -> None:

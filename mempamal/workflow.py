@@ -8,6 +8,7 @@ mounted elsewhere), and the names of the tasks it waits for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import shlex
@@ -189,8 +190,24 @@ def is_complete(workdir: Path, task: Task, fingerprint: str | None = None) -> bo
     if not all((workdir / out).exists() for out in task.outputs):
         return False
     if fingerprint is None:
-        fingerprint = (read_meta(workdir / "experiment.json") or {}).get("fingerprint")
+        fingerprint = _experiment_fingerprint(workdir / "experiment.json")
         if fingerprint is None:
             return False
     expected = expected_fingerprint(fingerprint, task.task_args)
     return all((read_meta(workdir / out) or {}).get("task_fingerprint") == expected for out in task.outputs)
+
+
+def _experiment_fingerprint(path: Path) -> str | None:
+    """experiment.json's fingerprint, read once per version of the file (callers ask for every task)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _read_fingerprint(path, stat.st_mtime_ns, stat.st_ino, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_fingerprint(path: Path, mtime_ns: int, inode: int, size: int) -> str | None:
+    from .files import read_meta
+
+    return (read_meta(path) or {}).get("fingerprint")

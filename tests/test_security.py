@@ -119,16 +119,23 @@ def test_tampered_experiment_is_refused_by_the_task_command(tmp_path, where, pat
 EVIL_DIR = "runs/it's a $(touch PWNED) dir"
 
 
-def test_hostile_workdir_name_runs_locally_and_as_shell_lines(tmp_path):
+def test_hostile_workdir_name_runs_locally_and_as_exported_cmd_list(tmp_path):
     X, y = make_regression(30, 3, random_state=0)
     workdir = Experiment(Ridge(), cv=KFold(2)).write(X, y, tmp_path / EVIL_DIR)  # refit-o0, refit-o1, gather
     run(workdir, n_jobs=2, progress=False)  # the local back-end
     expected = load_results(workdir).test_scores["score"]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    for task in load_workflow(workdir).tasks:  # each line cd's into the workdir itself
+    subprocess.run([sys.executable, "-m", "mempamal", "export", str(workdir), "--format", "cmd-list",
+                    "-o", str(workdir / "cmds.json")], cwd=elsewhere, check=True, env=_env())
+    exported = json.loads((workdir / "cmds.json").read_text())
+    for task in load_workflow(workdir).tasks:
         (workdir / task.outputs[0]).unlink()
-        subprocess.run(["bash", "-c", task.shell_command(workdir)], cwd=elsewhere, check=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    for line in exported["commands"]:  # in dependency order; each line cd's into the workdir itself
+        subprocess.run(["bash", "-c", line], cwd=elsewhere, check=True, env=_env())
     np.testing.assert_array_equal(load_results(workdir).test_scores["score"], expected)
-    assert not [p for p in tmp_path.rglob("PWNED")] and not Path("PWNED").exists()
+    assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists()
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT)}

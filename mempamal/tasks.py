@@ -48,8 +48,26 @@ def _identity(args: argparse.Namespace) -> dict:
 
 def expected_fingerprint(experiment_fingerprint: str, task_args: list[str]) -> str:
     """The fingerprint the outputs of the task of ``task_args`` (argv after "task") must record."""
-    args = _cached_parser().parse_args(task_args)
-    return task_fingerprint(experiment_fingerprint, args.stage, **_identity(args))
+    identity = _quick_identity(task_args)
+    if identity is None:  # not in the form workflow.json writes: let argparse read (or refuse) it
+        args = _cached_parser().parse_args(task_args)
+        identity = {"stage": args.stage, **_identity(args)}
+    return task_fingerprint(experiment_fingerprint, **identity)
+
+
+def _quick_identity(task_args: list[str]) -> dict | None:
+    """``["map", ".", "--outer", "0", ...]`` as {"stage": "map", "outer": 0, ...}, or None if it is
+    not that simple form; resume reads every task's arguments, and argparse is slow at it."""
+    if len(task_args) < 2 or task_args[0] not in ("map", "refit", "gather") or len(task_args) % 2:
+        return None
+    options = task_args[2:]
+    identity: dict = {"stage": task_args[0]}
+    expected = {"map": {"outer", "inner", "chunk"}, "refit": {"outer"}, "gather": set()}[task_args[0]]
+    for flag, value in zip(options[::2], options[1::2]):
+        if not flag.startswith("--") or not value.isdigit():
+            return None
+        identity[flag[2:]] = int(value)
+    return identity if set(identity) - {"stage"} == expected and len(identity) - 1 == len(options) // 2 else None
 
 
 def _check_belongs(ctx: "Context", path: Path, meta: dict, stage: str, **numbers: int) -> None:

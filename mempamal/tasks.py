@@ -50,7 +50,7 @@ def expected_fingerprint(experiment_fingerprint: str, task_args: list[str]) -> s
     """The fingerprint the outputs of the task of ``task_args`` (argv after "task") must record."""
     identity = _quick_identity(task_args)
     if identity is None:  # not in the form workflow.json writes: let argparse read (or refuse) it
-        args = _cached_parser().parse_args(task_args)
+        args = _cached_task_parser().parse_args(task_args)
         identity = {"stage": args.stage, **_identity(args)}
     return task_fingerprint(experiment_fingerprint, **identity)
 
@@ -340,11 +340,6 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     p = stages.add_parser("gather", help="gather the outer folds into results.json and results.npz")
     p.add_argument("workdir", help=workdir)
     return parser
-
-
-@functools.lru_cache(maxsize=1)
-def _cached_parser() -> argparse.ArgumentParser:
-    return task_parser()  # building it costs more than parsing: resume parses every task's arguments
 
 
 def execute(args: argparse.Namespace, workdir: Path | None = None) -> None:

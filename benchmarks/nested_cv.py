@@ -3,7 +3,9 @@
 For each case, in one process and alternating the implementations on every
 repetition (so that load on a shared machine hits both alike), it times:
 
-- scikit-learn serial: ``cross_validate(GridSearchCV(pipe, grid, cv=inner, n_jobs=1), X, y, cv=outer)``;
+- scikit-learn serial: ``cross_validate(GridSearchCV(pipe, grid, cv=inner, n_jobs=1), X, y, cv=outer)``
+  on one BLAS thread (joblib caps its workers' threads in the parallel runs; uncapped, a serial run on a
+  busy machine oversubscribes the cores and looks several times slower);
 - scikit-learn with ``GridSearchCV(n_jobs=N)`` (the way scikit-learn parallelises nested CV);
 - mempamal: ``Experiment.write`` + ``run(backend="local", n_jobs=N)`` + ``load_results``
   (the whole user-visible cost, files included),
@@ -81,10 +83,14 @@ LABELS = {"digits": "A digits", "iris": "B iris", "wide": "C wide grid"}
 
 def run_sklearn(case, n_jobs: int) -> np.ndarray:
     from sklearn.model_selection import GridSearchCV, cross_validate
+    from threadpoolctl import threadpool_limits
 
     X, y, pipe, grid, outer, inner, scoring = case
     search = GridSearchCV(pipe, grid, cv=inner, scoring=scoring, n_jobs=n_jobs)
-    return cross_validate(search, X, y, cv=outer, scoring=scoring)["test_score"]
+    # The serial run on one BLAS thread (the parallel runs' workers are capped by joblib): uncapped, it
+    # oversubscribes a busy machine, looks several times slower and would flatter the efficiency.
+    with threadpool_limits(limits=1 if n_jobs == 1 else None):
+        return cross_validate(search, X, y, cv=outer, scoring=scoring)["test_score"]
 
 
 def run_mempamal(case, n_jobs: int, workdir: Path) -> np.ndarray:

@@ -14,12 +14,14 @@ The results are those of ``Pipeline.fit``, bit for bit: the same
 their output; scoring goes through the whole Pipeline as usual. A step is
 never shared when it could fit differently twice: a ``random_state=None``
 anywhere in its parameters, a Pipeline with ``memory`` or ``transform_input``,
-or a subclass of Pipeline. The ``fit_time`` of a grid point then counts only
+or a subclass of Pipeline; nothing is shared when a step may write into its
+input (``copy=False`` or ``copy_X=False``). The ``fit_time`` of a grid point then counts only
 the steps it fitted itself.
 """
 from __future__ import annotations
 
 import json
+import re
 import time
 import traceback
 from typing import Any
@@ -36,6 +38,8 @@ def reuse_plan(estimator, encoded_candidates: list[dict]) -> list[list[str]] | N
     if type(estimator) is not Pipeline or len(encoded_candidates) < 2:
         return None
     if estimator.memory is not None or getattr(estimator, "transform_input", None) is not None:
+        return None
+    if _writes_in_place(estimator, encoded_candidates):
         return None
     names = [name for name, _ in estimator.steps]
     n_prefix = len(names) - 1
@@ -57,6 +61,21 @@ def reuse_plan(estimator, encoded_candidates: list[dict]) -> list[list[str]] | N
     if len({keys[0] for keys in plan}) == len(plan):
         return None  # every candidate has its own first step: no fit to save
     return plan
+
+
+_NO_COPY = re.compile(r'"(\w+__)?copy(_X)?": *false')
+
+
+def _writes_in_place(estimator, encoded_candidates: list[dict]) -> bool:
+    """Whether a step may overwrite its input (copy=False): a shared output must stay as it was.
+
+    (Marking shared arrays read-only instead would make such steps copy them, but also make every
+    estimator that asks for a writeable input copy it: a hidden copy of the data for all.)
+    """
+    if any(k.rsplit("__", 1)[-1] in ("copy", "copy_X") and v is False
+           for k, v in estimator.get_params(deep=True).items()):
+        return True
+    return any(_NO_COPY.search(json.dumps(params)) for params in encoded_candidates)
 
 
 def _deterministic(step) -> bool:
@@ -81,9 +100,6 @@ def fit_and_score_shared(estimator, candidates: list[dict], plan: list[list[str]
     results: list[Any] = [None] * len(candidates)
     # chain[j]: (key, fitted step j, its output on the training set, error traceback or "")
     chain: list[tuple[str, Any, Any, str]] = []
-    # Shared arrays are read-only: a step that writes in place (copy=False) must copy them, as it
-    # does with GridSearchCV's read-only memory-mapped data, instead of spoiling the next candidate.
-    X_train = _read_only(X_train)
     for n in order:
         pipe = clone(estimator)
         start = time.perf_counter()
@@ -102,7 +118,7 @@ def fit_and_score_shared(estimator, candidates: list[dict], plan: list[list[str]
                         del chain[j:]
                     if step is not None and step != "passthrough":
                         try:
-                            Xt = _read_only(_fit_transform(step, Xt, y_train))
+                            Xt = _fit_transform(step, Xt, y_train)
                         except Exception:
                             if error_score == "raise":
                                 raise
@@ -143,17 +159,3 @@ def _fit_transform(step, X, y):
         return step.fit_transform(X, y)
     return step.fit(X, y).transform(X)
 
-
-def _read_only(X):
-    """``X`` with its numpy buffers marked read-only (a view, no copy)."""
-    import numpy as np
-
-    if isinstance(X, np.ndarray):
-        X = X.view()
-        X.flags.writeable = False
-    elif hasattr(X, "data") and hasattr(X, "format"):  # scipy.sparse
-        for name in ("data", "indices", "indptr"):
-            part = getattr(X, name, None)
-            if isinstance(part, np.ndarray):
-                part.flags.writeable = False
-    return X

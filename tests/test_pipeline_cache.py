@@ -89,3 +89,11 @@ def test_plan_shares_nothing_it_must_not():
                              {"scaler__with_std": False, "logit__C": 1.0},
                              {"scaler__with_std": True, "logit__C": 2.0}])
     assert plan[0] == plan[2] != plan[1]
+
+
+def test_no_reuse_when_a_step_may_write_into_its_input():
+    pipe = Pipeline([("scaler", StandardScaler()), ("ridge", Ridge(copy_X=False))])
+    assert reuse_plan(pipe, [{"ridge__alpha": 1.0}, {"ridge__alpha": 2.0}]) is None
+    pipe = Pipeline([("scaler", StandardScaler()), ("pca", PCA(random_state=0)), ("ridge", Ridge())])
+    assert reuse_plan(pipe, [{"pca__n_components": 2, "pca__copy": False},
+                             {"pca__n_components": 2, "pca__copy": False}]) is None

@@ -24,16 +24,16 @@ CMD_LIST_FORMAT = "mempamal/cmd-list-1"
 
 
 def export_soma_workflow(workdir: Path, workflow: Workflow, output: Path, *,
-                         threads_per_job: int | None = None, name: str | None = None) -> None:
+                         threads_per_task: int | None = None, name: str | None = None) -> None:
     """Soma-Workflow's serialized workflow: one job per task, grouped by outer fold.
 
-    ``threads_per_job`` caps each job's BLAS/OpenMP threads; ``name`` names the workflow.
+    ``threads_per_task`` caps each job's BLAS/OpenMP threads; ``name`` names the workflow.
     """
     from soma_workflow.client import Helper
 
     from .backends.soma_workflow import to_soma_workflow
 
-    soma_workflow = to_soma_workflow(workdir, workflow, threads_per_job=threads_per_job, name=name)
+    soma_workflow = to_soma_workflow(workdir, workflow, threads_per_task=threads_per_task, name=name)
     # Helper.serialize writes in place: write beside the output and rename, as every output here.
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
@@ -91,7 +91,7 @@ def export(workdir: str | os.PathLike, format: str, output: str | os.PathLike, *
     output : path
         The file to write.
     **options
-        The format's own options (e.g. ``threads_per_job`` for "soma-workflow").
+        The format's own options (e.g. ``threads_per_task`` for "soma-workflow").
 
     Returns
     -------

@@ -70,10 +70,14 @@ class Workflow:
 
 
 def thread_limits(threads: int) -> dict[str, str]:
-    """The environment that caps a task's BLAS and OpenMP threads (for nested parallelism)."""
+    """The environment that caps a task's threads (for nested parallelism).
+
+    BLAS and OpenMP threads, and the cores joblib counts for an estimator's own
+    ``n_jobs=-1`` (LOKY_MAX_CPU_COUNT).
+    """
     return {name: str(threads) for name in (
         "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
+        "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "LOKY_MAX_CPU_COUNT")}
 
 
 def map_name(o: int, i: int, c: int) -> str:

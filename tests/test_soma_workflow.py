@@ -54,7 +54,7 @@ def soma_threads():
 
 def test_registered_and_options_validated():
     assert "soma-workflow" in available_backends()
-    for bad in (dict(max_jobs=0), dict(max_jobs=1.5), dict(threads_per_job=-1), dict(poll_interval=0)):
+    for bad in (dict(max_jobs=0), dict(max_jobs=1.5), dict(threads_per_task=-1), dict(poll_interval=0)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             SomaWorkflowBackend(**bad)
 
@@ -81,7 +81,7 @@ def test_conversion_jobs_groups_dependencies(tmp_path):
     workdir = tmp_path / "run"
     write_iris_nested(workdir)
     workflow = load_workflow(workdir)
-    soma = to_soma_workflow(workdir, workflow, threads_per_job=3)
+    soma = to_soma_workflow(workdir, workflow, threads_per_task=3)
     by_name = {j.name: j for j in soma.jobs}
     assert sorted(by_name) == sorted(t.name for t in workflow.tasks)
     for t in workflow.tasks:
@@ -90,7 +90,7 @@ def test_conversion_jobs_groups_dependencies(tmp_path):
         assert job.working_directory == str(workdir.resolve())
         assert job.stdout_file == str(workdir.resolve() / "logs" / f"{t.name}.out")
         assert job.stderr_file == str(workdir.resolve() / t.log)
-        assert job.env == {**thread_limits(3), "LOKY_MAX_CPU_COUNT": "3"}
+        assert job.env == thread_limits(3)
     assert sorted((a.name, b.name) for a, b in soma.dependencies) == sorted(
         (d, t.name) for t in workflow.tasks for d in t.dependencies)
     groups = {g.name: sorted(j.name for j in g.elements) for g in soma.root_group}

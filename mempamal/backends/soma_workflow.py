@@ -35,7 +35,7 @@ def stderr_file(workdir: Path, task: Task) -> Path:
 
 
 def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list[Task] | None = None, *,
-                     threads_per_job: int | None = None, name: str | None = None,
+                     threads_per_task: int | None = None, name: str | None = None,
                      native_specification: list[str] | None = None):
     """A ``soma_workflow.client.Workflow`` running ``tasks`` (default: all) of a workdir.
 
@@ -47,7 +47,7 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
         The workdir's workflow (:func:`mempamal.workflow.load_workflow`).
     tasks : list of Task, default=None
         The tasks to run; dependencies on other tasks are taken as complete.
-    threads_per_job : int, default=None
+    threads_per_task : int, default=None
         Cap on each job's BLAS/OpenMP threads (``OMP_NUM_THREADS``...) and on
         the cores joblib counts for ``n_jobs=-1`` (``LOKY_MAX_CPU_COUNT``);
         None leaves the jobs' environment alone.
@@ -65,8 +65,7 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
 
     workdir = Path(workdir).resolve()
     tasks = workflow.tasks if tasks is None else tasks
-    # LOKY_MAX_CPU_COUNT: joblib's n_jobs=-1 inside an estimator counts that many cores, not all of them.
-    env = {**thread_limits(threads_per_job), "LOKY_MAX_CPU_COUNT": str(threads_per_job)} if threads_per_job else None
+    env = thread_limits(threads_per_task) if threads_per_task else None
     # The engine creates the stdout/stderr files at submission: their directory must exist.
     (workdir / LOG_DIR).mkdir(parents=True, exist_ok=True)
     jobs = {t.name: Job(command=list(t.command), name=t.name, working_directory=str(workdir),
@@ -100,7 +99,7 @@ class SomaWorkflowBackend(Backend):
     max_jobs : int, default=None
         Jobs running at once, in light mode (the local scheduler's processor
         count); default: Soma-Workflow's (the cores of this machine).
-    threads_per_job : int, default=None
+    threads_per_task : int, default=None
         BLAS/OpenMP threads each job may use (``OMP_NUM_THREADS``,
         ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``... in its environment,
         and the cores joblib's ``n_jobs=-1`` counts in it, ``LOKY_MAX_CPU_COUNT``;
@@ -128,10 +127,10 @@ class SomaWorkflowBackend(Backend):
 
     def __init__(self, resource_id: str | None = None, *, login: str | None = None, password: str | None = None,
                  config=None, rsa_key_pass: str | None = None, isolated_light_mode: str | os.PathLike | bool | None = None,
-                 max_jobs: int | None = None, threads_per_job: int | None = None, queue: str | None = None,
+                 max_jobs: int | None = None, threads_per_task: int | None = None, queue: str | None = None,
                  scheduler: str | None = None, sacct_wrapper: bool | None = None,
                  poll_interval: float = 0.5) -> None:
-        for option, value in (("max_jobs", max_jobs), ("threads_per_job", threads_per_job)):
+        for option, value in (("max_jobs", max_jobs), ("threads_per_task", threads_per_task)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{option}: expected a positive int or None, got {value!r}")
         if not poll_interval > 0:
@@ -156,7 +155,7 @@ class SomaWorkflowBackend(Backend):
         self.controller_options = dict(resource_id=resource_id, login=login, password=password, config=config,
                                        rsa_key_pass=rsa_key_pass, isolated_light_mode=isolated_light_mode)
         self.max_jobs = max_jobs
-        self.threads_per_job = threads_per_job
+        self.threads_per_task = threads_per_task
         self.queue = queue
         self.poll_interval = poll_interval
 
@@ -172,7 +171,7 @@ class SomaWorkflowBackend(Backend):
             # On SLURM, one setting for nested parallelism: the threads of a job are the CPUs it asks for.
             native = ([f"--cpus-per-task={threads}"] if threads and controller.get_scheduler_type() == "slurm"
                       else None)
-            soma_workflow = to_soma_workflow(workdir, workflow, tasks, threads_per_job=threads,
+            soma_workflow = to_soma_workflow(workdir, workflow, tasks, threads_per_task=threads,
                                              native_specification=native)
             workflow_id = controller.submit_workflow(soma_workflow, name=soma_workflow.name, queue=self.queue)
             try:
@@ -240,7 +239,7 @@ class SomaWorkflowBackend(Backend):
                 raise ValueError(
                     f"max_jobs: only for Soma-Workflow's light mode on this machine, not for resource "
                     f"{self.controller_options['resource_id']!r}; limit running jobs in its configuration instead")
-            return self.threads_per_job
+            return self.threads_per_task
         if self.max_jobs is not None:
             # The scheduler saves each change to its configuration file (by default the user's
             # ~/.soma-workflow-scheduler.cfg): make that a throw-away file of this run.
@@ -248,8 +247,8 @@ class SomaWorkflowBackend(Backend):
             scheduler.set_proc_nb(self.max_jobs)
             # max_proc_nb 0 would start extra jobs whenever the CPUs look idle.
             scheduler.set_max_proc_nb(self.max_jobs)
-        if self.threads_per_job is not None:
-            return self.threads_per_job
+        if self.threads_per_task is not None:
+            return self.threads_per_task
         jobs_at_once = self.max_jobs or scheduler.get_proc_nb() or cpu_count()
         return max(cpu_count() // jobs_at_once, 1)
 

@@ -187,7 +187,8 @@ def test_dask_slurm_cluster_option_then_client(slurm, tmp_path, local_reference)
     assert len(report.names("done")) == 7
     assert_same_results(workdir, local_reference)
     assert dask_jobs_end()  # the run's SLURMCluster was closed: its jobs were cancelled
-    assert len(list((workdir / "logs" / "dask-slurm").glob("*.out"))) == 2
+    # Worker output goes to the workdir's logs; a job still pending when the run ends writes none.
+    assert 1 <= len(list((workdir / "logs" / "dask-slurm").glob("*.out"))) <= 2
 
     # A Client of the caller's own SLURMCluster: used, and left open.
     from dask_jobqueue import SLURMCluster

@@ -8,7 +8,7 @@ repetition (so that load on a shared machine hits both alike), it times:
   busy machine oversubscribes the cores and looks several times slower);
 - scikit-learn with ``GridSearchCV(n_jobs=N)`` (the way scikit-learn parallelises nested CV);
 - mempamal: ``Experiment.write`` + ``run(backend="local", n_jobs=N)`` + ``load_results``
-  (the whole user-visible cost, files included),
+  (the whole user-visible cost, files included; with N=1 on one BLAS thread too),
 
 checks that the outer test scores are identical, and prints the median wall
 times, the ratio mempamal / scikit-learn (same N) and mempamal's parallel
@@ -98,7 +98,8 @@ def run_mempamal(case, n_jobs: int, workdir: Path) -> np.ndarray:
 
     X, y, pipe, grid, outer, inner, scoring = case
     Experiment(pipe, cv=outer, param_grid=grid, inner_cv=inner, scoring=scoring).write(X, y, workdir)
-    run(workdir, backend="local", n_jobs=n_jobs, progress=False)
+    # The same thread budget as scikit-learn's runs: one BLAS thread per core in use.
+    run(workdir, backend="local", n_jobs=n_jobs, threads_per_task=1 if n_jobs == 1 else None, progress=False)
     return load_results(workdir).test_scores[scoring]
 
 

@@ -175,7 +175,7 @@ def main(argv=None) -> None:
         serial = f"{row['sklearn_serial']:.2f}s" if "sklearn_serial" in row else "-"
         eff = f"{row['efficiency']:.2f}" if "efficiency" in row else "-"
         print(f"{LABELS[row['case']]:<12} {serial:>16} {row['sklearn']:>15.2f}s {row['mempamal']:>16.2f}s "
-              f"{row['ratio']:>6.2f} {eff:>10}  identical (max diff {row['max_diff']:.1g})")
+              f"{row['ratio']:>6.2f} {eff:>10}  equal (max diff {row['max_diff']:.1g})")
 
 
 if __name__ == "__main__":

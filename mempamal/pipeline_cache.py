@@ -95,6 +95,8 @@ def fit_and_score_shared(estimator, candidates: list[dict], plan: list[list[str]
     """
     from sklearn.base import clone
 
+    from .scoring import failed_scores, score_fitted
+
     n_prefix = len(plan[0])
     order = sorted(range(len(candidates)), key=lambda n: plan[n])
     results: list[Any] = [None] * len(candidates)
@@ -128,7 +130,7 @@ def fit_and_score_shared(estimator, candidates: list[dict], plan: list[list[str]
                 if error:
                     break
             if error:
-                results[n] = ({m: error_score for m in scorers}, time.perf_counter() - start, 0.0, error)
+                results[n] = failed_scores(scorers, error_score, time.perf_counter() - start, error)
                 continue
             final = pipe.steps[-1][1]
             if final is not None and final != "passthrough":
@@ -136,20 +138,9 @@ def fit_and_score_shared(estimator, candidates: list[dict], plan: list[list[str]
         except Exception:
             if error_score == "raise":
                 raise
-            results[n] = ({m: error_score for m in scorers}, time.perf_counter() - start, 0.0,
-                          traceback.format_exc())
+            results[n] = failed_scores(scorers, error_score, time.perf_counter() - start, traceback.format_exc())
             continue
-        fit_time = time.perf_counter() - start
-        start = time.perf_counter()
-        try:
-            scores = {m: scorer(pipe, X_test, y_test) for m, scorer in scorers.items()}
-        except Exception:
-            if error_score == "raise":
-                raise
-            results[n] = ({m: error_score for m in scorers}, fit_time, time.perf_counter() - start,
-                          traceback.format_exc())
-            continue
-        results[n] = (scores, fit_time, time.perf_counter() - start, "")
+        results[n] = score_fitted(pipe, X_test, y_test, scorers, error_score, time.perf_counter() - start)
     return results
 
 

@@ -88,7 +88,7 @@ def _plot_curve(fig, res, scores, metric, grid) -> None:
         ax.set_xticks(x, [_label(v) for v in values], rotation=30, ha="right")
     ax.set_xlabel(name)
     ax.set_ylabel(f"mean inner {metric}")
-    ax.set_title(f"inner validation curve per outer fold (★ selected)", fontsize="medium")
+    ax.set_title("inner validation curve per outer fold (★ selected)", fontsize="medium")
     ax.legend(fontsize="small", ncols=2)
     ax.grid(alpha=0.3)
 

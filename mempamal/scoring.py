@@ -89,3 +89,28 @@ def build_scorers(described: dict[str, Any], allowed_packages=None) -> dict[str,
 
 def _estimator_score(estimator, X, y) -> float:
     return estimator.score(X, y)
+
+
+def failed_scores(scorers: dict, error_score: Any, fit_time: float, error: str, score_time: float = 0.0):
+    """What a fit or a scoring that raised gets, as in scikit-learn's _fit_and_score."""
+    return {m: error_score for m in scorers}, fit_time, score_time, error
+
+
+def score_fitted(estimator, X_test, y_test, scorers: dict, error_score: Any, fit_time: float):
+    """Score a fitted estimator with each scorer, as scikit-learn's _fit_and_score does.
+
+    Returns (scores per metric, fit time, score time, error traceback or "");
+    a scorer that raises gives ``error_score`` unless it is "raise".
+    """
+    import time
+    import traceback
+
+    start = time.perf_counter()
+    try:
+        scores = {m: scorer(estimator, X_test, y_test) for m, scorer in scorers.items()}
+    except Exception:
+        if error_score == "raise":
+            raise
+        return failed_scores(scorers, error_score, fit_time, traceback.format_exc(),
+                             time.perf_counter() - start)
+    return scores, fit_time, time.perf_counter() - start, ""

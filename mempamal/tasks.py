@@ -128,23 +128,16 @@ def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers,
     estimator = clone(estimator)
     if params:
         estimator.set_params(**params)
+    from .scoring import failed_scores, score_fitted
+
     start = time.perf_counter()
     try:
         estimator.fit(X_train, y_train)
     except Exception:
         if error_score == "raise":
             raise
-        fit_time = time.perf_counter() - start
-        return {m: error_score for m in scorers}, fit_time, 0.0, traceback.format_exc()
-    fit_time = time.perf_counter() - start
-    start = time.perf_counter()
-    try:
-        scores = {m: scorer(estimator, X_test, y_test) for m, scorer in scorers.items()}
-    except Exception:
-        if error_score == "raise":
-            raise
-        return {m: error_score for m in scorers}, fit_time, time.perf_counter() - start, traceback.format_exc()
-    return scores, fit_time, time.perf_counter() - start, ""
+        return failed_scores(scorers, error_score, time.perf_counter() - start, traceback.format_exc())
+    return score_fitted(estimator, X_test, y_test, scorers, error_score, time.perf_counter() - start)
 
 
 def _fit_and_score_all(ctx, estimator, candidates, start, X_train, y_train, X_test, y_test, scorers,

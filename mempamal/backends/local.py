@@ -6,7 +6,6 @@ to them as a few strings, never as arrays.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 

@@ -59,6 +59,7 @@ def _wall(argv: list[str], cwd: Path) -> tuple[float, float]:
 
 def startup(args, scratch: Path) -> None:
     """``python -m mempamal task map`` (case B, one map of 10 fits) against bare imports."""
+    from mempamal.layout import TaskId
     from mempamal.tasks import run_task
 
     workdir = _iris_workdir(scratch / "iris")
@@ -76,12 +77,12 @@ def startup(args, scratch: Path) -> None:
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
     warm = "same map task in a warm process"
     times[warm] = []
-    run_task(workdir, ["map", ".", "--outer", "0", "--inner", "0", "--chunk", "0"])  # imports, untimed
+    run_task(workdir, TaskId("map", outer=0, inner=0, chunk=0))  # imports, untimed
     for _ in range(args.repeat):
         for name, argv in commands.items():  # interleaved, so that load elsewhere hits all alike
             times[name].append(_wall(argv, workdir))
         start, start_cpu = time.perf_counter(), time.process_time()
-        run_task(workdir, ["map", ".", "--outer", "0", "--inner", "0", "--chunk", "0"])
+        run_task(workdir, TaskId("map", outer=0, inner=0, chunk=0))
         times[warm].append((time.perf_counter() - start, time.process_time() - start_cpu))
     print(f"start-up ({args.repeat} interleaved repetitions, medians)")
     med = {}
@@ -127,6 +128,7 @@ def scheduling(args, scratch: Path) -> None:
     from sklearn.dummy import DummyClassifier
 
     from mempamal import Experiment, run
+    from mempamal.layout import TaskId
     from mempamal.tasks import run_task
     from mempamal.workflow import load_workflow
 
@@ -140,7 +142,7 @@ def scheduling(args, scratch: Path) -> None:
     for _ in range(args.repeat):
         start = time.perf_counter()
         for task in tasks:
-            run_task(workdir, task.task_args, log=task.log)
+            run_task(workdir, task.id, log=task.log)
         in_process.append((time.perf_counter() - start) / len(tasks))
         start = time.perf_counter()
         run(workdir, n_jobs=args.n_jobs, progress=False, resume=False)

@@ -108,11 +108,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "task":
         # A task's errors go to its log with their traceback; a missing input or a refused
         # import needs none.
-        from .encoding import DecodingError
-        from .tasks import TaskInputError, execute
+        from pathlib import Path
 
+        from .encoding import DecodingError
+        from .tasks import TaskInputError, run_task, task_id_of
+
+        task_id = task_id_of(args)
+        if args.if_incomplete:
+            from .workflow import is_complete
+
+            if is_complete(Path(args.workdir), task_id):
+                print(f"{task_id}: complete, skipped")
+                return
         try:
-            execute(args)
+            run_task(args.workdir, task_id, args.log)
         except TaskInputError as e:  # a missing or foreign input: the message says it all
             sys.exit(f"mempamal: {e}")
         except DecodingError as e:  # experiment.json names what may not be imported

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from .files import WRITTEN_BY_WRITE, atomic_open, reading
-
-DATA_DIR = "data"
+from .layout import DATA_DIR
 
 
 def as_array(value: Any, name: str) -> np.ndarray:

@@ -19,13 +19,10 @@ import numpy as np
 from . import __version__
 from .encoding import encode, packages_of
 from .files import write_json
+from .layout import EXPERIMENT, GENERATED, WORKFLOW
 from .scoring import describe_scoring
 
-EXPERIMENT_FILE = "experiment.json"
 FORMAT = "mempamal/experiment-1"
-# What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
-GENERATED = ("experiment.json", "workflow.json", "folds.npz", "data", "maps", "outer", "logs",
-             "results.json", "results.npz")
 
 
 class Experiment:
@@ -216,9 +213,7 @@ class Experiment:
         doc["fingerprint"] = _fingerprint(doc, [X, y, groups], fold_arrays)
 
         previous = _read_previous(workdir)
-        if previous is not None and previous.get("fingerprint") == doc["fingerprint"] and (
-            workdir / "workflow.json"
-        ).exists():
+        if previous is not None and previous.get("fingerprint") == doc["fingerprint"] and (workdir / WORKFLOW).exists():
             return workdir  # the same experiment: keep its finished outputs
         if previous is not None and not overwrite:
             raise FileExistsError(
@@ -237,7 +232,7 @@ class Experiment:
 
         doc["data"] = save_data(workdir, X, y, groups)
         save_folds(workdir, fold_arrays)
-        write_json(workdir / EXPERIMENT_FILE, doc)
+        write_json(workdir / EXPERIMENT, doc)
         # workflow.json last: its presence marks a completely written workdir.
         save_workflow(workdir, build_workflow(doc, python or sys.executable))
         return workdir
@@ -336,7 +331,7 @@ def _fingerprint(doc: dict, arrays: list, fold_arrays: dict) -> str:
 
 
 def _read_previous(workdir: Path) -> dict | None:
-    path = workdir / EXPERIMENT_FILE
+    path = workdir / EXPERIMENT
     if not path.exists():
         return None
     try:

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from .files import WRITTEN_BY_WRITE, atomic_open, reading
-
-FOLDS_FILE = "folds.npz"
+from .layout import FOLDS as FOLDS_FILE
 
 
 def compute_folds(estimator, cv, inner_cv, X, y, groups) -> dict[str, np.ndarray]:

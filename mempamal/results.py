@@ -9,7 +9,7 @@ import numpy as np
 
 from .encoding import decode
 from .files import load_arrays, read_json
-from .workflow import RESULTS_JSON, RESULTS_NPZ
+from .layout import EXPERIMENT, RESULTS_JSON, RESULTS_NPZ
 
 
 class Results:
@@ -312,4 +312,4 @@ def load_results(workdir: str | os.PathLike) -> Results:
         )
     doc = read_json(path)
     _, arrays = load_arrays(workdir / RESULTS_NPZ)
-    return Results(workdir, doc, arrays, read_json(workdir / "experiment.json"))
+    return Results(workdir, doc, arrays, read_json(workdir / EXPERIMENT))

@@ -8,15 +8,16 @@ submissions. The workdir must be on a filesystem the compute nodes share.
 
 Files written:
 
-- ``WORKDIR/slurm/<stage>.tasks``: one task a line, ``name<TAB>outputs<TAB>inputs<TAB>command``;
-  array element ``k`` runs line ``offset + k + 1``;
+- ``WORKDIR/slurm/<stage>.tasks``: one task a line, ``name<TAB>command``; array element ``k``
+  runs line ``offset + k + 1``;
 - ``WORKDIR/slurm/<stage>.sbatch``: the job script of a stage's arrays;
 - the submit script (``bash submit.sh``), which calls sbatch once per array.
 
 Re-submitting after a partial failure runs only the missing tasks: the export
 lists only tasks still to do (as :func:`mempamal.run` resumes), and an array
-element whose outputs exist and are newer than its inputs exits at once (so
-running the same submit script again is cheap too).
+element whose task is complete exits at once (``mempamal task --if-incomplete``,
+the same rule as everywhere: outputs recording this experiment's and this task's
+fingerprint), so running the same submit script again is cheap too.
 """
 from __future__ import annotations
 
@@ -26,11 +27,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .workflow import Task, Workflow, is_complete, thread_limits
+from .layout import SLURM_DIR, SLURM_LOG_DIR, STAGES
+from .workflow import Workflow, task_command, tasks_to_do, thread_limits
 
-STAGES = ("map", "refit", "gather")
-SLURM_DIR = "slurm"
-LOGS_SLURM = "logs/slurm"  # the arrays' own output, relative to the workdir
 DEFAULT_MAX_ARRAY_SIZE = 1000  # SLURM's default MaxArraySize is 1001: indices 0..1000
 _TIME = re.compile(r"^\d+(-\d+)?(:\d+){0,2}$")
 _MEM = re.compile(r"^\d+[KMGT]?$", re.IGNORECASE)
@@ -108,34 +107,16 @@ def stage_resources(defaults: dict | None = None, stages: dict | None = None) ->
     return out
 
 
-def tasks_to_do(workdir: Path, workflow: Workflow, resume: bool = True) -> list[Task]:
-    """The tasks still to run, as :func:`mempamal.run` decides: incomplete, or downstream of one."""
-    todo, redo = [], set()
-    for task in workflow.tasks:
-        if resume and is_complete(workdir, task) and redo.isdisjoint(task.dependencies):
-            continue
-        todo.append(task)
-        redo.add(task.name)
-    return todo
-
-
 _ELEMENT = r"""set -uo pipefail
 cd {workdir}
 line=$(sed -n "$(( ${{1:-0}} + SLURM_ARRAY_TASK_ID + 1 ))p" {tasks})
-IFS=$'\t' read -r name outputs inputs command <<< "$line"
+IFS=$'\t' read -r name command <<< "$line"
 if [ -z "${{name:-}}" ]; then echo "no task at index $SLURM_ARRAY_TASK_ID (offset ${{1:-0}}) of {tasks}" >&2; exit 1; fi
 # Nested parallelism: the threads a task may use are the CPUs it was given.
 {threads}
-# Done already (outputs there, newer than every input): nothing to do.
-fresh=1
-for out in $outputs; do
-  [ -f "$out" ] || {{ fresh=0; break; }}
-  for inp in $inputs; do [ "$out" -nt "$inp" ] || {{ fresh=0; break 2; }}; done
-done
-if [ $fresh = 1 ]; then echo "$name: complete, skipped"; exit 0; fi
-mkdir -p logs
-echo "$name: $command (job $SLURM_JOB_ID, array $SLURM_ARRAY_JOB_ID[$SLURM_ARRAY_TASK_ID] on $(hostname)); log: logs/$name.log"
-eval "$command" > "logs/$name.log" 2>&1
+echo "$name: $command (job $SLURM_JOB_ID, array $SLURM_ARRAY_JOB_ID[$SLURM_ARRAY_TASK_ID] on $(hostname))"
+# The task skips itself when complete (--if-incomplete), else writes its own log (--log).
+eval "$command"
 status=$?
 [ $status = 0 ] || echo "$name: failed with status $status; see logs/$name.log" >&2
 exit $status
@@ -179,16 +160,16 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
     resources = stage_resources(
         {"cpus": cpus, "mem": mem, "time": time, "partition": partition, "sbatch_args": list(sbatch_args)},
         stages)
-    todo = tasks_to_do(workdir, workflow, resume)
+    todo, _ = tasks_to_do(workdir, workflow, resume)
     by_stage = {s: [t for t in todo if t.stage == s] for s in STAGES}
-    other = [t.name for t in todo if t.stage not in STAGES]
-    if other:
-        raise ValueError(f"{workdir}: tasks of unknown stage(s) {other[:3]}: this export knows {list(STAGES)}")
+    stage_of = {t.name: t.stage for t in todo}
+    # A stage's arrays wait for those of the stages its tasks depend on (tasks complete are left out).
+    waits_for = {s: {stage_of[d] for t in by_stage[s] for d in t.dependencies if d in stage_of} for s in STAGES}
 
     from .files import atomic_open
 
     (workdir / SLURM_DIR).mkdir(exist_ok=True)
-    (workdir / LOGS_SLURM).mkdir(parents=True, exist_ok=True)
+    (workdir / SLURM_LOG_DIR).mkdir(parents=True, exist_ok=True)
     qw = shlex.quote(str(workdir))
     lines = [
         "#!/bin/bash",
@@ -199,7 +180,7 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
         f"cd {qw}",
         'submit() { local id; id=$(sbatch --parsable "$@"); echo "${id%%;*}"; }',
     ]
-    previous: list[str] = []  # shell variables holding the job ids of the previous stage
+    arrays: dict[str, list[str]] = {}  # stage -> shell variables holding its arrays' job ids
     n_arrays = 0
     for stage in STAGES:
         tasks = by_stage[stage]
@@ -208,15 +189,17 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
         res = resources[stage]
         with atomic_open(workdir / SLURM_DIR / f"{stage}.tasks", "w") as f:
             for t in tasks:
-                f.write("\t".join([t.name, " ".join(t.outputs), " ".join(t.inputs), shlex.join(t.command)]) + "\n")
+                command = task_command(workflow.python, t.id, if_incomplete=True, log=True)
+                f.write(f"{t.name}\t{shlex.join(command)}\n")
         threads = "\n".join(f"export {k}={v}" for k, v in thread_limits(res.cpus).items())
         script = "\n".join(["#!/bin/bash", f"#SBATCH --job-name=mempamal-{stage}",
-                            f"#SBATCH --output={LOGS_SLURM}/{stage}-%A_%a.out",
+                            f"#SBATCH --output={SLURM_LOG_DIR}/{stage}-%A_%a.out",
                             *(f"#SBATCH {o}" for o in res.options()), "",
                             _ELEMENT.format(workdir=qw, tasks=shlex.quote(f"{SLURM_DIR}/{stage}.tasks"),
                                             threads=threads)])
         with atomic_open(workdir / SLURM_DIR / f"{stage}.sbatch", "w") as f:
             f.write(script)
+        previous = [v for s in STAGES if s in waits_for[stage] for v in arrays[s]]
         depend = (["--kill-on-invalid-dep=yes", "--dependency=afterok:" + ":".join(f"${v}" for v in previous)]
                   if previous else [])
         current = []
@@ -228,7 +211,7 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
             lines.append(f'echo "{stage} ${var}"')
             current.append(var)
             n_arrays += 1
-        previous = current
+        arrays[stage] = current
     if not n_arrays:
         lines.append('echo "nothing to do: every task is complete" >&2')
     with atomic_open(output, "w") as f:

@@ -91,13 +91,13 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
     status : WorkflowStatus
         Print it for a summary; ``counts()`` for the numbers.
     """
-    from .workflow import RESULTS_JSON
+    from .layout import RESULTS_JSON
 
     workdir = Path(workdir).resolve()
     workflow = load_workflow(workdir)
     status = WorkflowStatus(workdir, workflow, finished=(workdir / RESULTS_JSON).exists())
     for task in workflow.tasks:
-        if is_complete(workdir, task):
+        if is_complete(workdir, task.id):
             status.states[task.name] = DONE
             continue
         error = _log_error(workdir / task.log)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import hashlib
 import json
 import os
 import sys
@@ -23,60 +21,28 @@ import numpy as np
 
 from .encoding import decode, encode
 from .files import WRITTEN_BY_WRITE, InputFileError, load_arrays, read_json, reading, save_arrays, write_json
-from .workflow import RESULTS_JSON, RESULTS_NPZ, map_name, map_output, refit_output
+from .layout import EXPERIMENT, TaskId
 
 # A file a task needs is missing, unreadable or from another experiment (the name tasks raise it by).
 TaskInputError = InputFileError
 
 
-def task_name(stage: str, outer: int | None = None, inner: int | None = None, chunk: int | None = None) -> str:
-    """The name workflow.json gives the task of these arguments."""
-    if stage == "map":
-        return map_name(outer, inner, chunk)
-    return f"refit-o{outer}" if stage == "refit" else stage
-
-
-def task_fingerprint(experiment_fingerprint: str, stage: str, **numbers: int) -> str:
-    """What a task's outputs record: the experiment (doc, data, folds) and the task's own arguments."""
-    identity = json.dumps({"experiment": experiment_fingerprint, "stage": stage, **numbers}, sort_keys=True)
-    return hashlib.sha256(identity.encode()).hexdigest()
-
-
-def _identity(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("outer", "inner", "chunk") if hasattr(args, k)}
-
-
-def expected_fingerprint(experiment_fingerprint: str, task_args: list[str]) -> str:
-    """The fingerprint the outputs of the task of ``task_args`` (argv after "task") must record."""
-    identity = _quick_identity(task_args)
-    if identity is None:  # not in the form workflow.json writes: let argparse read (or refuse) it
-        args = _cached_task_parser().parse_args(task_args)
-        identity = {"stage": args.stage, **_identity(args)}
-    return task_fingerprint(experiment_fingerprint, **identity)
-
-
-def _quick_identity(task_args: list[str]) -> dict | None:
-    """``["map", ".", "--outer", "0", ...]`` as {"stage": "map", "outer": 0, ...}, or None if it is
-    not that simple form; resume reads every task's arguments, and argparse is slow at it."""
-    if len(task_args) < 2 or task_args[0] not in ("map", "refit", "gather") or len(task_args) % 2:
-        return None
-    options = task_args[2:]
-    identity: dict = {"stage": task_args[0]}
-    expected = {"map": {"outer", "inner", "chunk"}, "refit": {"outer"}, "gather": set()}[task_args[0]]
-    for flag, value in zip(options[::2], options[1::2]):
-        if not flag.startswith("--") or not value.isdigit():
-            return None
-        identity[flag[2:]] = int(value)
-    return identity if set(identity) - {"stage"} == expected and len(identity) - 1 == len(options) // 2 else None
-
-
-def _check_belongs(ctx: "Context", path: Path, meta: dict, stage: str, **numbers: int) -> None:
+def _check_belongs(ctx: "Context", path: Path, meta: dict, task_id: TaskId) -> None:
     """Refuse an input written by another experiment (or another task) than the one in experiment.json."""
-    if meta.get("task_fingerprint") != task_fingerprint(ctx.doc["fingerprint"], stage, **numbers):
+    if meta.get("task_fingerprint") != task_id.fingerprint(ctx.doc["fingerprint"]):
         raise InputFileError(
-            f"{path}: this output of task {task_name(stage, **numbers)} belongs to another experiment "
+            f"{path}: this output of task {task_id} belongs to another experiment "
             "(its fingerprint does not match experiment.json's); outputs cannot be copied between "
             "workdirs: run the workflow again (`mempamal run` recomputes that task)")
+
+
+def _read_output(ctx: "Context", task_id: TaskId) -> tuple[dict, dict]:
+    """The (meta, arrays) of the output of a task this one depends on, checked to be this experiment's."""
+    path = ctx.workdir / task_id.outputs[0]
+    with reading(path, f"it is the output of task {task_id}: did it fail? see {task_id.log}"):
+        meta, arrays = load_arrays(path)
+    _check_belongs(ctx, path, meta, task_id)
+    return meta, arrays
 
 
 class Context:
@@ -84,8 +50,8 @@ class Context:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        with reading(workdir / "experiment.json", WRITTEN_BY_WRITE):
-            self.doc = read_json(workdir / "experiment.json")
+        with reading(workdir / EXPERIMENT, WRITTEN_BY_WRITE):
+            self.doc = read_json(workdir / EXPERIMENT)
         self.packages = self.doc.get("packages", [])
 
     def decode(self, encoded: Any) -> Any:
@@ -178,11 +144,11 @@ def run_map(workdir: Path, outer: int, inner: int, chunk: int) -> None:
             warnings.warn(f"a fit failed (outer {outer}, inner {inner}, candidate "
                           f"{start + len(fit_times) - 1}); its score is error_score={error_score}:\n{error}")
         errors.append(error)
+    task_id = TaskId("map", outer=outer, inner=inner, chunk=chunk)
     save_arrays(
-        workdir / map_output(outer, inner, chunk),
+        workdir / task_id.outputs[0],
         meta={"fingerprint": ctx.doc["fingerprint"], "start": start, "errors": errors,
-              "task_fingerprint": task_fingerprint(ctx.doc["fingerprint"], "map", outer=outer, inner=inner,
-                                                   chunk=chunk)},
+              "task_fingerprint": task_id.fingerprint(ctx.doc["fingerprint"])},
         fit_time=fit_times, score_time=score_times,
         **{f"test_{m}": np.asarray(v, dtype=np.float64) for m, v in scores.items()},
     )
@@ -197,11 +163,7 @@ def _inner_table(ctx: Context, outer: int) -> tuple[dict[str, np.ndarray], dict[
     for i in range(n_inner):
         columns: dict[str, list] = {}
         for c in range(n_chunks):
-            path = ctx.workdir / map_output(outer, i, c)
-            with reading(path, f"it is the output of task {map_name(outer, i, c)}: did it fail? "
-                               f"see logs/{map_name(outer, i, c)}.log"):
-                meta, arrays = load_arrays(path)
-            _check_belongs(ctx, path, meta, "map", outer=outer, inner=i, chunk=c)
+            meta, arrays = _read_output(ctx, TaskId("map", outer=outer, inner=i, chunk=c))
             errors.extend(err for err in meta["errors"] if err)
             for key, value in arrays.items():
                 columns.setdefault(key, []).append(value)
@@ -229,8 +191,8 @@ def run_refit(workdir: Path, outer: int) -> None:
     ctx = Context(workdir)
     doc = ctx.doc
     estimator = ctx.estimator()
-    meta: dict[str, Any] = {"fingerprint": doc["fingerprint"],
-                            "task_fingerprint": task_fingerprint(doc["fingerprint"], "refit", outer=outer)}
+    task_id = TaskId("refit", outer=outer)
+    meta: dict[str, Any] = {"fingerprint": doc["fingerprint"], "task_fingerprint": task_id.fingerprint(doc["fingerprint"])}
     arrays: dict[str, Any] = {}
     params: dict = {}
     if doc["search"] is not None:
@@ -259,7 +221,7 @@ def run_refit(workdir: Path, outer: int) -> None:
     if hasattr(model, "predict"):
         arrays["test_predictions"] = model.predict(X_test)
     arrays["test_indices"] = test
-    save_arrays(workdir / refit_output(outer), meta=_encode_floats(meta), **arrays)
+    save_arrays(workdir / task_id.outputs[0], meta=_encode_floats(meta), **arrays)
 
 
 def _encode_floats(meta: dict) -> dict:
@@ -272,19 +234,14 @@ def run_gather(workdir: Path) -> None:
     """Gather every outer fold into results.json and results.npz."""
     ctx = Context(workdir)
     doc = ctx.doc
-    folds = []
-    for o in range(doc["n_outer"]):
-        path = workdir / refit_output(o)
-        with reading(path, f"it is the output of task refit-o{o}: did it fail? see logs/refit-o{o}.log"):
-            folds.append(load_arrays(path))
-        _check_belongs(ctx, path, folds[-1][0], "refit", outer=o)
+    folds = [_read_output(ctx, TaskId("refit", outer=o)) for o in range(doc["n_outer"])]
     metrics = list(doc["scoring"])
     test = {m: np.array([decode(meta["test_scores"][m]) for meta, _ in folds], dtype=float) for m in metrics}
     arrays: dict[str, Any] = {f"test_{m}": v for m, v in test.items()}
     arrays["fit_time"] = [meta["fit_time"] for meta, _ in folds]
     arrays["score_time"] = [meta["score_time"] for meta, _ in folds]
     fingerprints = {"fingerprint": doc["fingerprint"],
-                    "task_fingerprint": task_fingerprint(doc["fingerprint"], "gather")}
+                    "task_fingerprint": TaskId("gather").fingerprint(doc["fingerprint"])}
     results: dict[str, Any] = {
         **fingerprints,
         "metrics": metrics,
@@ -310,9 +267,10 @@ def run_gather(workdir: Path) -> None:
         arrays[f"test_indices_{o}"] = fold["test_indices"]
         if "test_predictions" in fold:
             arrays[f"test_predictions_{o}"] = fold["test_predictions"]
-    save_arrays(workdir / RESULTS_NPZ, meta=fingerprints, **arrays)
+    results_json, results_npz = TaskId("gather").outputs
+    save_arrays(workdir / results_npz, meta=fingerprints, **arrays)
     # results.json last: it is the mark of a finished experiment.
-    write_json(workdir / RESULTS_JSON, results)
+    write_json(workdir / results_json, results)
 
 
 # -- the command line of a task -------------------------------------------------------
@@ -320,6 +278,12 @@ def run_gather(workdir: Path) -> None:
 def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The parser of ``mempamal task ...`` (the commands workflow.json calls)."""
     parser = parser or argparse.ArgumentParser(prog="mempamal task")
+    parser.add_argument("--if-incomplete", action="store_true",
+                        help="do nothing when the task's outputs are already complete (this experiment's, "
+                             "this task's): what a scheduler resubmitting a whole array runs")
+    parser.add_argument("--log", metavar="FILE", default=None,
+                        help="send the task's output and errors to FILE, relative to the workdir (default: "
+                             "this command's stdout and stderr)")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,gather}")
     workdir = "the workdir (workflow.json runs every command from it, as '.')"
     p = stages.add_parser("map", help="fit and score a chunk of the grid on one inner fold")
@@ -335,43 +299,62 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     return parser
 
 
-def execute(args: argparse.Namespace, workdir: Path | None = None) -> None:
-    """Run the task that parsed ``args`` name; ``workdir`` resolves a relative workdir argument."""
-    path = Path(args.workdir) if workdir is None else Path(workdir) / args.workdir
+def task_id_of(args: argparse.Namespace) -> TaskId:
+    """The identity of the task that parsed command-line arguments name."""
+    from .layout import INDICES
+
+    return TaskId(args.stage, **{f: getattr(args, f) for f, _ in INDICES if getattr(args, f, None) is not None})
+
+
+def execute(task_id: TaskId, workdir: Path) -> None:
+    """Run a task in this process."""
     try:
-        if args.stage == "map":
-            run_map(path, args.outer, args.inner, args.chunk)
-        elif args.stage == "refit":
-            run_refit(path, args.outer)
+        if task_id.stage == "map":
+            run_map(workdir, task_id.outer, task_id.inner, task_id.chunk)
+        elif task_id.stage == "refit":
+            run_refit(workdir, task_id.outer)
         else:
-            run_gather(path)
+            run_gather(workdir)
     except InputFileError as e:
-        raise InputFileError(f"task {task_name(args.stage, **_identity(args))} needs {e}") from e
+        raise InputFileError(f"task {task_id} needs {e}") from e
 
 
-@functools.lru_cache(maxsize=1)
-def _cached_task_parser() -> argparse.ArgumentParser:
-    """Built once per worker process: argparse takes milliseconds to build, tasks may take less."""
-    return task_parser()
+def run_task(workdir: str | os.PathLike, task_id: TaskId, log: str | os.PathLike | None = None) -> None:
+    """Run a task in this process, as its command would, its output and errors going to ``log``.
 
-
-def run_task(workdir: str | os.PathLike, task_args: list[str], log: str | os.PathLike | None = None) -> None:
-    """Run a task in this process, as its command would, its output and errors going to ``log``."""
+    While it runs, its running record names this host and process, so that ``status``
+    can tell a task still running from one whose process died without a word.
+    """
     workdir = Path(workdir)
-    args = _cached_task_parser().parse_args(task_args)
-    if log is None:
-        execute(args, workdir)
-        return
-    log_path = workdir / log
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as f, _redirected_output(f):
-        try:
-            execute(args, workdir)
-        except BaseException:
-            traceback.print_exc()
-            raise
+    with _running_record(workdir, task_id):
+        if log is None:
+            execute(task_id, workdir)
+            return
+        log_path = workdir / log
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as f, _redirected_output(f):
+            try:
+                execute(task_id, workdir)
+            except BaseException:
+                traceback.print_exc()
+                raise
 
 
+@contextlib.contextmanager
+def _running_record(workdir: Path, task_id: TaskId):
+    """Write the task's running record (host, pid, start) for its duration; a killed process leaves it."""
+    import socket
+
+    path = workdir / task_id.running_record
+    try:
+        write_json(path, {"task": task_id.name, "host": socket.gethostname(), "pid": os.getpid(),
+                          "started": time.time()})
+    except OSError:  # a read-only or vanished workdir: the task itself will say what is wrong
+        pass
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 @contextlib.contextmanager
 def _redirected_output(f):
     """Send this process's stdout and stderr (Python's and C's) to ``f`` for the duration."""

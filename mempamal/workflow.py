@@ -12,43 +12,61 @@ import functools
 import gc
 import os
 import shlex
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import atomic_open, read_json
+from .files import atomic_open, read_json, read_meta
+from .layout import EXPERIMENT, WORKFLOW, TaskId
 
-WORKFLOW_FILE = "workflow.json"
-FORMAT = "mempamal/workflow-1"
-LOG_DIR = "logs"
+FORMAT = "mempamal/workflow-2"
 
 
 @dataclass(frozen=True)
 class Task:
-    """One command of the workflow."""
+    """One command of the workflow: a task identity, its command, inputs and dependencies."""
 
-    name: str
+    id: TaskId
     command: list[str]
     inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
     dependencies: list[str] = field(default_factory=list)
-    stage: str = ""      # "map", "refit" or "gather": back-ends may group tasks by it
-    outer: int | None = None  # the outer fold a task belongs to (None: the final gather)
+
+    @property
+    def name(self) -> str:
+        return self.id.name
+
+    @property
+    def stage(self) -> str:
+        """"map", "refit", "permute" or "gather": back-ends may group tasks by it."""
+        return self.id.stage
+
+    @property
+    def outer(self) -> int | None:
+        """The outer fold a task belongs to (None: a task of every fold)."""
+        return self.id.outer
+
+    @property
+    def outputs(self) -> list[str]:
+        return self.id.outputs
 
     @property
     def log(self) -> str:
         """The task's log file, relative to the workdir."""
-        return f"{LOG_DIR}/{self.name}.log"
-
-    @property
-    def task_args(self) -> list[str]:
-        """The arguments of ``mempamal task`` in the command (everything after the interpreter's options)."""
-        return self.command[self.command.index("task") + 1:]
+        return self.id.log
 
     def shell_command(self, workdir: str | os.PathLike | None = None) -> str:
         """The command as one shell-quoted line; with ``workdir``, runnable from any directory."""
         line = shlex.join(self.command)
         return f"cd {shlex.quote(str(workdir))} && {line}" if workdir is not None else line
+
+
+def task_command(python: str, task_id: TaskId, *, if_incomplete: bool = False, log: bool = False) -> list[str]:
+    """The argv that runs a task from the workdir.
+
+    ``if_incomplete``: the task does nothing when already complete; ``log``: the task sends
+    its own output to its log (for schedulers that do not redirect it themselves).
+    """
+    options = (["--if-incomplete"] if if_incomplete else []) + (["--log", task_id.log] if log else [])
+    return [python, "-m", "mempamal", "task", *options, *task_id.args]
 
 
 @dataclass
@@ -80,20 +98,6 @@ def thread_limits(threads: int) -> dict[str, str]:
         "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "LOKY_MAX_CPU_COUNT")}
 
 
-def map_name(o: int, i: int, c: int) -> str:
-    return f"map-o{o}-i{i}-c{c}"
-
-
-def map_output(o: int, i: int, c: int) -> str:
-    return f"maps/o{o}-i{i}-c{c}.npz"
-
-
-def refit_output(o: int) -> str:
-    return f"outer/o{o}.npz"
-
-
-RESULTS_JSON = "results.json"
-RESULTS_NPZ = "results.npz"
 
 
 @contextlib.contextmanager
@@ -112,40 +116,36 @@ def _gc_paused():
 @_gc_paused()
 def build_workflow(doc: dict, python: str) -> Workflow:
     """The tasks of an experiment document (see :mod:`mempamal.experiment`)."""
-    base = [python, "-m", "mempamal", "task"]
-    shared = ["experiment.json", doc["folds"]] + [f for f in doc["data"].values() if f]
+    shared = [EXPERIMENT, doc["folds"]] + [f for f in doc["data"].values() if f]
     tasks = []
     refits = []
+
+    def add(task_id: TaskId, inputs: list[str], dependencies: list[Task] = ()) -> Task:
+        task = Task(task_id, task_command(python, task_id), inputs, [d.name for d in dependencies])
+        tasks.append(task)
+        return task
+
     for o in range(doc["n_outer"]):
         maps = []
         if doc["search"] is not None:
             for i in range(doc["n_inner"][o]):
                 for c in range(doc["n_chunks"]):
-                    maps.append(Task(
-                        name=map_name(o, i, c),
-                        command=base + ["map", ".", "--outer", str(o), "--inner", str(i), "--chunk", str(c)],
-                        inputs=shared, outputs=[map_output(o, i, c)], stage="map", outer=o,
-                    ))
-        refit = Task(
-            name=f"refit-o{o}",
-            command=base + ["refit", ".", "--outer", str(o)],
-            inputs=shared + [m.outputs[0] for m in maps], outputs=[refit_output(o)],
-            dependencies=[m.name for m in maps], stage="refit", outer=o,
-        )
-        tasks.extend(maps)
-        refits.append(refit)
+                    maps.append(add(TaskId("map", outer=o, inner=i, chunk=c), shared))
+        refit_id = TaskId("refit", outer=o)
+        refits.append(Task(refit_id, task_command(python, refit_id), shared + [m.outputs[0] for m in maps],
+                           [m.name for m in maps]))
     tasks.extend(refits)
-    tasks.append(Task(
-        name="gather", command=base + ["gather", "."],
-        inputs=["experiment.json"] + [r.outputs[0] for r in refits], outputs=[RESULTS_JSON, RESULTS_NPZ],
-        dependencies=[r.name for r in refits], stage="gather",
-    ))
+    add(TaskId("gather"), [EXPERIMENT] + [r.outputs[0] for r in refits], refits)
     return Workflow(tasks=tasks, python=python)
 
 
 @_gc_paused()
 def save_workflow(workdir: Path, workflow: Workflow) -> None:
-    """Write workflow.json: one task per line, so that 100,000 tasks stay quick to write and to grep."""
+    """Write workflow.json: one task per line, so that 100,000 tasks stay quick to write and to grep.
+
+    Each task says everything another scheduler needs (name, command, inputs, outputs,
+    dependencies) and its identity (``id``), from which mempamal derives the rest.
+    """
     import json
 
     head = json.dumps({
@@ -153,56 +153,72 @@ def save_workflow(workdir: Path, workflow: Workflow) -> None:
         "python": workflow.python,
         "cwd": "the workdir: every command runs from the directory holding this file",
     }, indent=1)
-    # json's C encoder works only without indent, and dataclasses.asdict deep-copies every list:
-    # both cost seconds at scale, hence compact lines of plain dicts.
-    fields = [f.name for f in dataclasses.fields(Task)]
+    # json's C encoder works only without indent: compact lines of plain dicts.
     dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-    lines = ",\n".join(dumps({k: getattr(t, k) for k in fields}) for t in workflow.tasks)
-    with atomic_open(workdir / WORKFLOW_FILE, "w") as f:
+    lines = ",\n".join(dumps({"name": t.name, "id": t.id.to_json(), "command": t.command, "inputs": t.inputs,
+                               "outputs": t.outputs, "dependencies": t.dependencies, "stage": t.stage})
+                       for t in workflow.tasks)
+    with atomic_open(workdir / WORKFLOW, "w") as f:
         f.write(f'{head[:-2]},\n "tasks": [\n{lines}\n]\n}}\n')
 
 
 @_gc_paused()
 def load_workflow(workdir: str | os.PathLike) -> Workflow:
-    path = Path(workdir) / WORKFLOW_FILE
+    path = Path(workdir) / WORKFLOW
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no workflow here; write the experiment first (Experiment.write or `mempamal generate`)"
         )
     doc = read_json(path)
-    return Workflow(tasks=[Task(**t) for t in doc["tasks"]], python=doc["python"])
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"{path}: written by another version of mempamal ({doc.get('format')!r}, this one reads "
+                         f"{FORMAT!r}); write the experiment again (Experiment.write or `mempamal generate`)")
+    return Workflow(tasks=[Task(TaskId(**t["id"]), t["command"], t["inputs"], t["dependencies"])
+                           for t in doc["tasks"]], python=doc["python"])
 
 
-def is_complete(workdir: Path, task: Task, fingerprint: str | None = None) -> bool:
+def is_complete(workdir: Path, task_id: TaskId, fingerprint: str | None = None) -> bool:
     """Whether a task's outputs are all there and were written by this task of this experiment.
 
-    Outputs are written atomically, and each records the fingerprint of the
-    experiment (experiment.json, data, folds) and of the task's arguments: an
-    output of another experiment, or a corrupt one, does not count.
+    The one rule of completeness, for run, status, every back-end and export. Outputs
+    are written atomically, and each records the fingerprint of the experiment
+    (experiment.json, data, folds) and of the task's identity: an output of another
+    experiment or task, or a corrupt one, does not count.
 
     Parameters
     ----------
     workdir : path
-    task : Task
+    task_id : TaskId
     fingerprint : str, default=None
         The experiment's fingerprint; default: read from experiment.json.
     """
-    from .files import read_meta
-    from .tasks import expected_fingerprint
-
     workdir = Path(workdir)
-    if not all((workdir / out).exists() for out in task.outputs):
+    if not all((workdir / out).exists() for out in task_id.outputs):
         return False
     if fingerprint is None:
-        fingerprint = _experiment_fingerprint(workdir / "experiment.json")
+        fingerprint = experiment_fingerprint(workdir)
         if fingerprint is None:
             return False
-    expected = expected_fingerprint(fingerprint, task.task_args)
-    return all((read_meta(workdir / out) or {}).get("task_fingerprint") == expected for out in task.outputs)
+    expected = task_id.fingerprint(fingerprint)
+    return all((read_meta(workdir / out) or {}).get("task_fingerprint") == expected for out in task_id.outputs)
 
 
-def _experiment_fingerprint(path: Path) -> str | None:
+def tasks_to_do(workdir: Path, workflow: Workflow, resume: bool = True,
+                fingerprint: str | None = None) -> tuple[list[Task], list[Task]]:
+    """(tasks to run, tasks complete): a task is redone when incomplete or downstream of a task redone."""
+    todo, done, redo = [], [], set()
+    for task in workflow.tasks:
+        if resume and redo.isdisjoint(task.dependencies) and is_complete(workdir, task.id, fingerprint):
+            done.append(task)
+        else:
+            todo.append(task)
+            redo.add(task.name)
+    return todo, done
+
+
+def experiment_fingerprint(workdir: Path) -> str | None:
     """experiment.json's fingerprint, read once per version of the file (callers ask for every task)."""
+    path = Path(workdir) / EXPERIMENT
     try:
         stat = path.stat()
     except OSError:
@@ -212,6 +228,4 @@ def _experiment_fingerprint(path: Path) -> str | None:
 
 @functools.lru_cache(maxsize=8)
 def _read_fingerprint(path: Path, mtime_ns: int, inode: int, size: int) -> str | None:
-    from .files import read_meta
-
     return (read_meta(path) or {}).get("fingerprint")

@@ -20,7 +20,7 @@ from conftest import sklearn_nested
 def run_in_process(workdir):
     """Every task in this process (so that CountingScaler's counter sees the fits)."""
     for task in load_workflow(workdir).tasks:
-        run_task(workdir, task.task_args)
+        run_task(workdir, task.id)
 
 
 def assert_identical(res, oracle, metric):

@@ -27,7 +27,7 @@ matplotlib.use("Agg")
 
 def run_inline(workdir):
     for task in load_workflow(workdir).tasks:
-        run_task(workdir, task.task_args, log=task.log)
+        run_task(workdir, task.id, log=task.log)
     return load_results(workdir)
 
 

@@ -20,6 +20,7 @@ from sklearn.model_selection import KFold
 from mempamal import Experiment, load_results, run
 from mempamal.backends import WorkflowError
 from mempamal.files import InputFileError
+from mempamal.layout import TaskId
 from mempamal.tasks import run_task
 from mempamal.workflow import load_workflow
 
@@ -136,11 +137,11 @@ def test_outputs_of_another_experiment_are_recomputed_and_refused_by_reduces(tmp
     shutil.copy(other / "maps/o0-i0-c1.npz", mine / "maps/o0-i0-c1.npz")
     with pytest.raises(InputFileError, match=r"task refit-o0 needs .*maps/o0-i0-c1\.npz: this output of task "
                                              r"map-o0-i0-c1 belongs to another experiment"):
-        run_task(mine, ["refit", ".", "--outer", "0"])
+        run_task(mine, TaskId("refit", outer=0))
     shutil.copy(other / "outer/o1.npz", mine / "outer/o1.npz")
     with pytest.raises(InputFileError, match=r"task gather needs .*outer/o1\.npz: this output of task refit-o1 "
                                              r"belongs to another experiment"):
-        run_task(mine, ["gather", "."])
+        run_task(mine, TaskId("gather"))
     # The same file under another task's name is not that task's output either.
     shutil.copy(mine / "maps/o0-i1-c0.npz", mine / "maps/o0-i0-c0.npz")
     report = run(mine, progress=False)
@@ -193,7 +194,7 @@ def test_missing_or_corrupt_input_names_file_and_task(workdir, victim, corrupt):
         (workdir / victim).unlink()
     state = "unreadable" if corrupt else "missing"
     with pytest.raises(InputFileError, match=rf"task map-o1-i0-c1 needs .*{victim}: {state}.*write the experiment"):
-        run_task(workdir, ["map", ".", "--outer", "1", "--inner", "0", "--chunk", "1"])
+        run_task(workdir, TaskId("map", outer=1, inner=0, chunk=1))
 
 
 def test_missing_output_names_the_task_that_failed_through_the_command(workdir):

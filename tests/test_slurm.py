@@ -242,7 +242,7 @@ def test_export_script_resources_threads_and_split(tmp_path):
     assert "--cpus-per-task=1" in gather_job and "--partition=io" in gather_job and "OMP_NUM_THREADS=1" in gather_job
 
 
-def test_array_element_skips_fresh_tasks_and_reruns_stale_ones(tmp_path):
+def test_array_element_skips_complete_tasks_and_reruns_incomplete_ones(tmp_path):
     """An element run as SLURM would (bash, SLURM_ARRAY_TASK_ID set), here without SLURM."""
     X, y, *_, exp = iris_experiment()
     workdir = tmp_path / "run"
@@ -256,13 +256,18 @@ def test_array_element_skips_fresh_tasks_and_reruns_stale_ones(tmp_path):
                               capture_output=True, text=True, cwd="/", timeout=120)
 
     out = element("map", 1, offset=2)  # line 4 of the task list
-    assert out.returncode == 0 and out.stdout.strip() == "map-o1-i1-c0: complete, skipped"
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "map-o1-i1-c0: complete, skipped"
+    log = workdir / "logs" / "map-o1-i1-c0.log"
+    assert "Traceback" not in log.read_text()  # a skipped task leaves its log alone
     refit = workdir / "outer" / "o0.npz"
-    before = refit.stat().st_mtime_ns
-    os.utime(workdir / "maps" / "o0-i1-c0.npz")  # an input newer than the output: stale
+    refit.write_bytes(b"PK\x03\x04 truncated")  # not complete: the one rule is the fingerprinted outputs
     out = element("refit", 0)
-    assert out.returncode == 0 and "refit-o0: " in out.stdout and "skipped" not in out.stdout
-    assert refit.stat().st_mtime_ns > before
+    assert out.returncode == 0 and "refit-o0: " in out.stdout and "skipped" not in out.stdout, out
+    assert refit.read_bytes() != b"PK\x03\x04 truncated"
+    from mempamal.layout import TaskId
+    from mempamal.workflow import is_complete
+
+    assert is_complete(workdir, TaskId("refit", outer=0))
     out = element("refit", 5)
     assert out.returncode == 1 and "no task at index 5" in out.stderr
 

@@ -63,25 +63,19 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     WorkflowError
         When a task failed; the message names each failed task, its command and log.
     """
-    from ..files import read_meta
-    from ..workflow import is_complete, load_workflow
+    from ..layout import EXPERIMENT
+    from ..workflow import experiment_fingerprint, load_workflow, tasks_to_do
 
     workdir = Path(workdir).resolve()
     workflow = load_workflow(workdir)
     executor = get_backend(backend)(**options)
-    fingerprint = (read_meta(workdir / "experiment.json") or {}).get("fingerprint")
+    fingerprint = experiment_fingerprint(workdir)
     if fingerprint is None:
-        raise FileNotFoundError(f"{workdir / 'experiment.json'}: missing or unreadable; write the "
+        raise FileNotFoundError(f"{workdir / EXPERIMENT}: missing or unreadable; write the "
                                 "experiment again (Experiment.write)")
     report = RunReport(workdir)
-    todo, redo = [], set()
-    for task in workflow.tasks:
-        # A task is redone when anything it depends on is redone.
-        if resume and redo.isdisjoint(task.dependencies) and is_complete(workdir, task, fingerprint):
-            report.skipped.append(task.name)
-        else:
-            todo.append(task)
-            redo.add(task.name)
+    todo, done = tasks_to_do(workdir, workflow, resume, fingerprint)
+    report.skipped = [t.name for t in done]
     for task in todo:
         # Stale outputs must not pass for fresh ones if the task fails this time.
         for out in task.outputs:

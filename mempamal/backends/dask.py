@@ -21,7 +21,8 @@ import uuid
 from pathlib import Path
 
 from ..progress import Progress
-from ..workflow import LOG_DIR, WORKFLOW_FILE, Task, Workflow, thread_limits
+from ..layout import LOG_DIR, WORKFLOW, TaskId
+from ..workflow import Task, Workflow, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
 
 _INSTALL_HINT = "the dask back-end needs Dask's distributed scheduler: pip install mempamal[dask]"
@@ -34,26 +35,29 @@ _INSTALL_HINT = "the dask back-end needs Dask's distributed scheduler: pip insta
 _ONE_TASK_PER_PROCESS = threading.Lock()
 
 
-def _run_on_worker(workdir: str, task_args: list[str], log: str, outputs: list[str], threads: int | None,
-                   *dependencies) -> None:
-    """Run one task on a Dask worker; ``dependencies`` (None each) only make Dask wait for them."""
+def _run_on_worker(workdir: str, task_id: dict, threads: int | None, *dependencies) -> None:
+    """Run one task (``TaskId.to_json()``) on a Dask worker; ``dependencies`` (None each) only make Dask
+    wait for them."""
+    from ..workflow import is_complete
+
     root = Path(workdir)
-    if not (root / WORKFLOW_FILE).exists():
+    task_id = TaskId.from_json(task_id)
+    if not (root / WORKFLOW).exists():
         # Checked first: run_task would create logs/ in a local directory of that name.
         raise FileNotFoundError(
             f"{workdir}: no such workdir on the worker host {socket.gethostname()}; Dask workers must see "
             "the workdir at the same path (a shared filesystem)")
-    if outputs and all((root / out).exists() for out in outputs):
+    if is_complete(root, task_id):
         # Dask recomputes a finished task whose (empty) result died with its worker, e.g. at a SLURM
-        # job's walltime. run() deleted the outputs of every task to do, and outputs are written
-        # atomically: all there means this task already ran to the end in this run.
+        # job's walltime. run() deleted the outputs of every task to do: complete means this task
+        # already ran to the end in this run.
         return
     from threadpoolctl import threadpool_limits
 
     from ..tasks import run_task
 
     with _ONE_TASK_PER_PROCESS, threadpool_limits(limits=threads):
-        run_task(workdir, task_args, log)
+        run_task(workdir, task_id, task_id.log)
 
 
 def _check_distributed() -> None:
@@ -229,7 +233,7 @@ class DaskBackend(Backend):
         for task in tasks:  # dependency order: every predecessor's future exists already
             deps = [futures[d] for d in task.dependencies if d in futures]  # others are complete
             futures[task.name] = client.submit(
-                _run_on_worker, os.fspath(workdir), task.task_args, task.log, task.outputs, threads, *deps,
+                _run_on_worker, os.fspath(workdir), task.id.to_json(), threads, *deps,
                 key=f"{task.name}-{token}", pure=False)
         names = {f.key: name for name, f in futures.items()}
         by_name = {t.name: t for t in tasks}

@@ -10,6 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
 from ..progress import Progress
+from ..layout import TaskId
 from ..workflow import Task, Workflow, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
 
@@ -41,14 +42,14 @@ def _executor(n_jobs: int, threads: int, renew: bool = False):
     return executor
 
 
-def _run_in_worker(workdir: str, task_args: list[str], log: str, threads: int) -> None:
+def _run_in_worker(workdir: str, task_id: TaskId, log: str, threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     from ..tasks import run_task
 
     # The executor's env only reaches workers it starts; reused workers need the limit set here.
     with threadpool_limits(limits=threads):
-        run_task(workdir, task_args, log)
+        run_task(workdir, task_id, log)
 
 
 class LocalBackend(Backend):
@@ -110,7 +111,7 @@ class LocalBackend(Backend):
                 executor = _executor(self.n_jobs, self.threads_per_task, renew=True)
             while ready and len(running) < self.n_jobs:
                 task = workflow.by_name[next_task()]
-                future = executor.submit(_run_in_worker, str(workdir), task.task_args, task.log,
+                future = executor.submit(_run_in_worker, str(workdir), task.id, task.log,
                                          self.threads_per_task)
                 running[future] = task.name
             done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from ..progress import Progress
-from ..workflow import LOG_DIR, Task, Workflow, thread_limits
+from ..layout import LOG_DIR
+from ..workflow import Task, Workflow, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
 
 STDERR_TAIL = 20  # lines of a failed job's stderr in its error report

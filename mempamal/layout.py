@@ -1,0 +1,129 @@
+"""The names of a workdir's files, and the identity of a task: one place for all.
+
+Every back-end, export and command asks this module what a file or a task is
+called, what a task's command line, outputs, log and fingerprint are; nothing
+rebuilds those strings elsewhere or parses them back out of a command line.
+It imports nothing of mempamal's: any module may use it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+# -- the workdir ------------------------------------------------------------------------
+EXPERIMENT = "experiment.json"
+WORKFLOW = "workflow.json"
+FOLDS = "folds.npz"
+MANIFEST = "manifest.json"      # size, mtime and hash of each file write() wrote, to notice edits
+DATA_DIR = "data"
+MAPS_DIR = "maps"
+OUTER_DIR = "outer"
+PERMUTATIONS_DIR = "permutations"
+LOG_DIR = "logs"
+RUNNING_DIR = f"{LOG_DIR}/running"  # which process (host, pid) runs a task, while it runs
+SLURM_DIR = "slurm"
+SLURM_LOG_DIR = f"{LOG_DIR}/slurm"
+RESULTS_JSON = "results.json"
+RESULTS_NPZ = "results.npz"
+LOCK = "run.lock"                # held by the run in progress
+
+# What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
+GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, DATA_DIR, MAPS_DIR, OUTER_DIR, PERMUTATIONS_DIR,
+             LOG_DIR, SLURM_DIR, RESULTS_JSON, RESULTS_NPZ)
+
+# -- a task ---------------------------------------------------------------------------
+STAGES = ("map", "refit", "permute", "gather")
+# A task's indices, in the order of its name and command line, with the letter of its name.
+INDICES = (("target", "t"), ("perm", "p"), ("outer", "o"), ("inner", "i"), ("chunk", "c"))
+_OUTPUT_DIR = {"map": MAPS_DIR, "refit": OUTER_DIR, "permute": PERMUTATIONS_DIR}
+
+
+@dataclass(frozen=True)
+class TaskId:
+    """Which task: its stage and indices (None: not an index of this task).
+
+    Parameters
+    ----------
+    stage : str
+        "map" (fit and score a grid chunk on an inner fold), "refit" (select, refit, test
+        on an outer fold), "permute" (whole analyses of a chunk of permutations of y on an
+        outer fold) or "gather".
+    target : int, optional
+        The column of y, when each target is analysed on its own.
+    perm : int, optional
+        The chunk of permutations.
+    outer, inner, chunk : int, optional
+        The outer fold, the inner fold, the chunk of the grid.
+    """
+
+    stage: str
+    target: int | None = None
+    perm: int | None = None
+    outer: int | None = None
+    inner: int | None = None
+    chunk: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage: expected one of {STAGES}, got {self.stage!r}")
+        for field, _ in INDICES:
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"{field}: expected a non-negative int or None, got {value!r}")
+
+    def indices(self) -> dict[str, int]:
+        """The indices this task has, in name order."""
+        return {field: getattr(self, field) for field, _ in INDICES if getattr(self, field) is not None}
+
+    @property
+    def _suffix(self) -> str:
+        return "-".join(f"{letter}{getattr(self, field)}" for field, letter in INDICES
+                        if getattr(self, field) is not None)
+
+    @property
+    def name(self) -> str:
+        """The task's name in workflow.json, logs and reports, e.g. ``map-o0-i1-c0``."""
+        suffix = self._suffix
+        return f"{self.stage}-{suffix}" if suffix else self.stage
+
+    @property
+    def args(self) -> list[str]:
+        """The arguments of ``mempamal task`` that run it from the workdir."""
+        out = [self.stage, "."]
+        for field, value in self.indices().items():
+            out += [f"--{field}", str(value)]
+        return out
+
+    @property
+    def outputs(self) -> list[str]:
+        """The files it writes, relative to the workdir."""
+        if self.stage == "gather":
+            return [RESULTS_JSON, RESULTS_NPZ]
+        return [f"{_OUTPUT_DIR[self.stage]}/{self._suffix}.npz"]
+
+    @property
+    def log(self) -> str:
+        """Where its output and errors go, relative to the workdir."""
+        return f"{LOG_DIR}/{self.name}.log"
+
+    @property
+    def running_record(self) -> str:
+        """The file naming the host and process running it (absent when not running)."""
+        return f"{RUNNING_DIR}/{self.name}.json"
+
+    def fingerprint(self, experiment_fingerprint: str) -> str:
+        """What its outputs record: the experiment (document, data, folds) and this task's identity."""
+        identity = json.dumps({"experiment": experiment_fingerprint, "stage": self.stage, **self.indices()},
+                              sort_keys=True)
+        return hashlib.sha256(identity.encode()).hexdigest()
+
+    def to_json(self) -> dict:
+        return {"stage": self.stage, **self.indices()}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "TaskId":
+        return cls(**doc)
+
+    def __str__(self) -> str:
+        return self.name

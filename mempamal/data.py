@@ -50,6 +50,11 @@ def save_data(workdir: Path, X: Any, y: Any, groups: Any = None) -> dict:
     return files
 
 
+def save_array(path: Path, array: np.ndarray) -> None:
+    """Write one array as .npy, atomically and without pickle."""
+    _save_npy(path, array)
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with atomic_open(path) as f:
         np.save(f, array, allow_pickle=False)

@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .encoding import encode, packages_of
 from .files import write_json
-from .layout import EXPERIMENT, GENERATED, WORKFLOW
+from .layout import EXPERIMENT, FOLDS, GENERATED, PERMUTATIONS, WORKFLOW, permuted_folds
 from .scoring import describe_scoring
 
 FORMAT = "mempamal/experiment-1"
@@ -56,11 +56,26 @@ class Experiment:
         Score given to a fit that raises, as in ``GridSearchCV``.
     grid_chunk_size : int, default=None
         Grid points per map task; ``None`` puts the whole grid in one task.
+    n_permutations : int, default=0
+        Also score this many permutations of y, as ``permutation_test_score`` does (with
+        ``GridSearchCV`` as the estimator when there is a grid): each permutation is a whole
+        (nested) cross-validation, its folds computed on the permuted y; the results gain
+        permutation scores and p-values per metric. 0: no permutation.
+    permutation_random_state : int or None, default=0
+        Seed of the permutations (``permutation_test_score``'s ``random_state``); drawn at
+        :meth:`write`, within groups when groups are given.
+    per_target : bool, default=False
+        With a 2-D y: one complete analysis per column (its own folds, model selection and
+        scores), every column under the same permutations, so that p-values can be corrected
+        over targets by the maximum statistic. False: one joint multi-output fit, as today.
+    permutation_chunk_size : int, default=None
+        Permutations per task; default: about a hundred tasks per target and outer fold.
     """
 
     def __init__(self, estimator, *, cv=5, param_grid=None, param_distributions=None, n_iter=10,
                  random_state=None, inner_cv=5, scoring=None, refit=True, error_score=np.nan,
-                 grid_chunk_size=None) -> None:
+                 grid_chunk_size=None, n_permutations=0, permutation_random_state=0, per_target=False,
+                 permutation_chunk_size=None) -> None:
         self.estimator = estimator
         self.cv = cv
         self.param_grid = param_grid
@@ -72,6 +87,10 @@ class Experiment:
         self.refit = refit
         self.error_score = error_score
         self.grid_chunk_size = grid_chunk_size
+        self.n_permutations = n_permutations
+        self.permutation_random_state = permutation_random_state
+        self.per_target = per_target
+        self.permutation_chunk_size = permutation_chunk_size
         self._validate()
 
     # -- validation -------------------------------------------------------------------
@@ -94,6 +113,22 @@ class Experiment:
             not isinstance(self.grid_chunk_size, numbers.Integral) or self.grid_chunk_size < 1
         ):
             raise ValueError(f"grid_chunk_size: expected a positive int or None, got {self.grid_chunk_size!r}")
+        for name in ("n_permutations",):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
+        if self.permutation_chunk_size is not None and (
+            not isinstance(self.permutation_chunk_size, numbers.Integral) or isinstance(self.permutation_chunk_size, bool)
+            or self.permutation_chunk_size < 1
+        ):
+            raise ValueError(f"permutation_chunk_size: expected a positive int or None, "
+                             f"got {self.permutation_chunk_size!r}")
+        if self.permutation_random_state is not None and (
+            not isinstance(self.permutation_random_state, numbers.Integral) or isinstance(self.permutation_random_state, bool)
+        ):
+            raise ValueError("permutation_random_state: expected an int or None (a RandomState cannot be stored)")
+        if not isinstance(self.per_target, bool):
+            raise ValueError(f"per_target: expected True or False, got {self.per_target!r}")
         search = self.param_grid if self.param_grid is not None else self.param_distributions
         if search is not None:
             self._check_search_space(search)
@@ -169,8 +204,9 @@ class Experiment:
         """
         from sklearn.base import is_classifier
 
-        from .data import save_data
-        from .folds import compute_folds, count_folds, save_folds
+        from .data import save_array, save_data
+        from .folds import compute_folds, count_folds, prefixed, save_folds, target_prefix
+        from .permutations import default_chunk_size
         from .workflow import build_workflow, save_workflow
 
         workdir = Path(workdir)
@@ -181,10 +217,23 @@ class Experiment:
             encoded_candidates = self._encode_candidates(self._candidates())
         else:
             encoded_candidates = getattr(self, "_encoded_candidates", None)
-        fold_arrays = compute_folds(self.estimator, self.cv, self.inner_cv if with_search else None, X, y, groups)
-        n_outer, n_inner = count_folds(fold_arrays)
-        if n_outer == 0 or (with_search and min(n_inner) == 0):
-            raise ValueError("cv / inner_cv: the splitter produced no folds")
+        if self.per_target and y.ndim != 2:
+            raise ValueError(f"per_target=True: expected y of shape (n_samples, n_targets), one analysis per "
+                             f"column, got shape {y.shape}; use per_target=False for a single target")
+        targets = list(range(y.shape[1])) if self.per_target else [None]
+        inner_cv = self.inner_cv if with_search else None
+        fold_arrays: dict[str, np.ndarray] = {}
+        for t in targets:
+            where = "" if t is None else f" (target {t}, column {t} of y)"
+            arrays = compute_folds(self.estimator, self.cv, inner_cv, X, _column(y, t), groups, where)
+            n_outer, n_inner = count_folds(arrays)
+            if n_outer == 0 or (with_search and min(n_inner) == 0):
+                raise ValueError("cv / inner_cv: the splitter produced no folds")
+            if t:  # every target's split has the same shape: tasks are laid out once for all
+                _check_same_counts((n_outer, n_inner), count_folds(fold_arrays_of(fold_arrays, 0)), where)
+            fold_arrays.update(prefixed(arrays, target_prefix(t)))
+        perm_chunk = self.permutation_chunk_size or default_chunk_size(self.n_permutations)
+        permutations, permuted = _permutations(self, X, y, groups, targets, fold_arrays, inner_cv, perm_chunk)
 
         n_candidates = len(encoded_candidates) if with_search else 0
         chunk = self.grid_chunk_size or max(n_candidates, 1)
@@ -207,10 +256,18 @@ class Experiment:
             "n_outer": n_outer,
             "n_inner": n_inner if with_search else None,
             "n_samples": int(y.shape[0]),
-            "folds": "folds.npz",
+            "folds": FOLDS,
+            "per_target": self.per_target,
+            "n_targets": len(targets) if self.per_target else None,
+            "n_permutations": self.n_permutations,
+            "permutation_random_state": self.permutation_random_state,
+            "permutation_chunk_size": perm_chunk,
+            "n_permutation_chunks": -(-self.n_permutations // perm_chunk),
+            "permutations": PERMUTATIONS if self.n_permutations else None,
         }
         doc["packages"] = sorted(packages_of([doc["estimator"], doc["scoring"], doc["candidates"]]))
-        doc["fingerprint"] = _fingerprint(doc, [X, y, groups], fold_arrays)
+        doc["fingerprint"] = _fingerprint(doc, [X, y, groups, permutations],
+                                          [fold_arrays] + [arrays for _, arrays in sorted(permuted.items())])
 
         previous = _read_previous(workdir)
         if previous is not None and previous.get("fingerprint") == doc["fingerprint"] and (workdir / WORKFLOW).exists():
@@ -232,6 +289,10 @@ class Experiment:
 
         doc["data"] = save_data(workdir, X, y, groups)
         save_folds(workdir, fold_arrays)
+        if permutations is not None:
+            save_array(workdir / PERMUTATIONS, permutations)
+            for path, arrays in permuted.items():
+                save_folds(workdir, arrays, path)
         write_json(workdir / EXPERIMENT, doc)
         # workflow.json last: its presence marks a completely written workdir.
         save_workflow(workdir, build_workflow(doc, python or sys.executable))
@@ -305,7 +366,56 @@ def _warn_nan_without_imputer(X, estimator) -> None:
         UserWarning, stacklevel=3)
 
 
-def _fingerprint(doc: dict, arrays: list, fold_arrays: dict) -> str:
+def _column(y: np.ndarray, target: int | None) -> np.ndarray:
+    """The y of one target's analysis (the whole y when targets are not analysed apart)."""
+    return y if target is None else y[:, target]
+
+
+def fold_arrays_of(fold_arrays: dict[str, np.ndarray], target: int) -> dict[str, np.ndarray]:
+    """One target's folds, without their prefix."""
+    from .folds import target_prefix
+
+    prefix = target_prefix(target)
+    return {k[len(prefix):]: v for k, v in fold_arrays.items() if k.startswith(prefix)}
+
+
+def _check_same_counts(counts, expected, where: str) -> None:
+    if counts != expected:
+        raise ValueError(f"cv / inner_cv: the splitter gives {counts[0]} outer folds and {counts[1]} inner folds"
+                         f"{where}, but {expected[0]} and {expected[1]} for the first target (or the unpermuted y); "
+                         "every analysis needs the same number of folds: use a splitter with a fixed n_splits")
+
+
+def _permutations(exp: "Experiment", X, y, groups, targets: list, fold_arrays: dict, inner_cv, chunk_size: int):
+    """The permutation indices, and the permuted folds per file (only those that differ from the
+    unpermuted y's: a splitter that ignores y stores nothing). Computed here so that a permuted y
+    that cannot be split is refused before anything runs."""
+    from .folds import compute_folds, count_folds, permutation_prefix, prefixed, same_folds
+    from .permutations import chunks, permutation_indices
+
+    if not exp.n_permutations:
+        return None, {}
+    indices = permutation_indices(y.shape[0], groups, exp.n_permutations, exp.permutation_random_state)
+    permuted: dict[str, dict[str, np.ndarray]] = {}
+    for t in targets:
+        observed = fold_arrays_of(fold_arrays, t) if t is not None else fold_arrays
+        y_t = _column(y, t)
+        for k, members in enumerate(chunks(exp.n_permutations, chunk_size)):
+            arrays: dict[str, np.ndarray] = {}
+            for p in members:
+                where = (f" (permutation {p} of y{'' if t is None else f', target {t}'}; "
+                         f"permutation_random_state={exp.permutation_random_state}; a permutation moves samples "
+                         "between classes of a group or fold: if fewer splits do not suit, "
+                         "try another permutation_random_state)")
+                split = compute_folds(exp.estimator, exp.cv, inner_cv, X, y_t[indices[p]], groups, where)
+                _check_same_counts(count_folds(split), count_folds(observed), where)
+                if not same_folds(split, observed):
+                    arrays.update(prefixed(split, permutation_prefix(p)))
+            permuted[permuted_folds(t, k)] = arrays
+    return indices, permuted
+
+
+def _fingerprint(doc: dict, arrays: list, fold_arrays: list[dict]) -> str:
     """A digest of everything a task's result depends on: the experiment, the data, the folds."""
     import scipy.sparse as sp
 
@@ -319,7 +429,8 @@ def _fingerprint(doc: dict, arrays: list, fold_arrays: dict) -> str:
             parts.extend([a.data, a.indices, a.indptr, np.array(a.shape)])
         else:
             parts.append(a)
-    parts.extend(fold_arrays[k] for k in sorted(fold_arrays))
+    for folds in fold_arrays:
+        parts.extend(folds[k] for k in sorted(folds))
     for a in parts:
         if a is None:
             digest.update(b"none")

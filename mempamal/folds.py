@@ -17,10 +17,11 @@ from .files import WRITTEN_BY_WRITE, atomic_open, reading
 from .layout import FOLDS as FOLDS_FILE
 
 
-def compute_folds(estimator, cv, inner_cv, X, y, groups) -> dict[str, np.ndarray]:
+def compute_folds(estimator, cv, inner_cv, X, y, groups, where: str = "") -> dict[str, np.ndarray]:
     """Split the data; return the arrays stored in folds.npz.
 
-    ``inner_cv=None`` means no model selection: outer folds only.
+    ``inner_cv=None`` means no model selection: outer folds only. ``where`` says which y
+    is split in error messages (a target, a permutation).
     """
     from sklearn.base import is_classifier
     from sklearn.model_selection import check_cv
@@ -28,7 +29,7 @@ def compute_folds(estimator, cv, inner_cv, X, y, groups) -> dict[str, np.ndarray
 
     classifier = is_classifier(estimator)
     arrays = {}
-    with _splitting("cv", cv):
+    with _splitting("cv", cv, where):
         outer_splits = list(check_cv(cv, y, classifier=classifier).split(X, y, groups))
     for o, (train, test) in enumerate(outer_splits):
         arrays[f"outer_train_{o}"] = np.asarray(train, dtype=np.intp)
@@ -36,7 +37,7 @@ def compute_folds(estimator, cv, inner_cv, X, y, groups) -> dict[str, np.ndarray
         if inner_cv is None:
             continue
         y_train = _safe_indexing(y, train)
-        with _splitting("inner_cv", inner_cv, f" (splitting the training set of outer fold {o})"):
+        with _splitting("inner_cv", inner_cv, f"{where} (splitting the training set of outer fold {o})"):
             inner = check_cv(inner_cv, y_train, classifier=classifier)
             inner_splits = list(inner.split(
                 _safe_indexing(X, train), y_train, None if groups is None else _safe_indexing(groups, train)
@@ -77,23 +78,56 @@ def count_folds(arrays: dict[str, np.ndarray]) -> tuple[int, list[int]]:
     return n_outer, n_inner
 
 
-def save_folds(workdir: Path, arrays: dict[str, np.ndarray]) -> str:
-    with atomic_open(workdir / FOLDS_FILE) as f:
+def same_folds(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    """Whether two splits of the data are the same (the same arrays under the same keys)."""
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {f"{prefix}{k}": v for k, v in arrays.items()}
+
+
+def target_prefix(target: int | None) -> str:
+    """The prefix of a target's folds in folds.npz (each target of ``per_target`` has its own split)."""
+    return "" if target is None else f"t{target}_"
+
+
+def permutation_prefix(p: int) -> str:
+    """The prefix of permutation ``p``'s folds in its chunk's file of permuted folds."""
+    return f"p{p}_"
+
+
+def save_folds(workdir: Path, arrays: dict[str, np.ndarray], path: str = FOLDS_FILE) -> str:
+    with atomic_open(workdir / path) as f:
         np.savez(f, **arrays)
-    return FOLDS_FILE
+    return path
 
 
 class Folds:
-    """Lazy access to folds.npz: only the arrays a task asks for are read."""
+    """Lazy access to folds.npz (or a file of permuted folds): only the arrays a task asks for are read.
 
-    def __init__(self, workdir: Path) -> None:
-        self._path = workdir / FOLDS_FILE
+    ``prefix`` selects one split among several in the file (a target's, a permutation's).
+    """
+
+    def __init__(self, workdir: Path, path: str = FOLDS_FILE, prefix: str = "") -> None:
+        self._path = workdir / path
+        self._prefix = prefix
         with reading(self._path, WRITTEN_BY_WRITE):
             self._npz = np.load(self._path, allow_pickle=False)
 
+    def with_prefix(self, prefix: str) -> "Folds":
+        """The same file, another split in it."""
+        other = object.__new__(Folds)
+        other._path, other._npz, other._prefix = self._path, self._npz, prefix
+        return other
+
+    def has_split(self) -> bool:
+        """Whether the file holds this split (a permutation's folds are stored only when they differ)."""
+        return f"{self._prefix}outer_train_0" in self._npz.files
+
     def _get(self, key: str) -> np.ndarray:
         with reading(self._path, WRITTEN_BY_WRITE):  # members are read (and may fail) only now
-            return self._npz[key]
+            return self._npz[self._prefix + key]
 
     def outer(self, o: int) -> tuple[np.ndarray, np.ndarray]:
         return self._get(f"outer_train_{o}"), self._get(f"outer_test_{o}")

@@ -17,6 +17,8 @@ WORKFLOW = "workflow.json"
 FOLDS = "folds.npz"
 MANIFEST = "manifest.json"      # size, mtime and hash of each file write() wrote, to notice edits
 DATA_DIR = "data"
+PERMUTATIONS = f"{DATA_DIR}/permutations.npy"  # (n_permutations, n_samples): y[indices[p]] is permutation p
+PERMUTED_FOLDS_DIR = "permuted_folds"         # the folds of permuted y's that differ from y's
 MAPS_DIR = "maps"
 OUTER_DIR = "outer"
 PERMUTATIONS_DIR = "permutations"
@@ -29,8 +31,13 @@ RESULTS_NPZ = "results.npz"
 LOCK = "run.lock"                # held by the run in progress
 
 # What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
-GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, DATA_DIR, MAPS_DIR, OUTER_DIR, PERMUTATIONS_DIR,
-             LOG_DIR, SLURM_DIR, RESULTS_JSON, RESULTS_NPZ)
+GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, DATA_DIR, PERMUTED_FOLDS_DIR, MAPS_DIR, OUTER_DIR,
+             PERMUTATIONS_DIR, LOG_DIR, SLURM_DIR, RESULTS_JSON, RESULTS_NPZ)
+
+
+def permuted_folds(target: int | None, chunk: int) -> str:
+    """The file of the permuted folds of one target (None: y as a whole) and chunk of permutations."""
+    return f"{PERMUTED_FOLDS_DIR}/{'' if target is None else f't{target}-'}p{chunk}.npz"
 
 # -- a task ---------------------------------------------------------------------------
 STAGES = ("map", "refit", "permute", "gather")

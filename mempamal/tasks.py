@@ -21,7 +21,7 @@ import numpy as np
 
 from .encoding import decode, encode
 from .files import WRITTEN_BY_WRITE, InputFileError, load_arrays, read_json, reading, save_arrays, write_json
-from .layout import EXPERIMENT, TaskId
+from .layout import EXPERIMENT, PERMUTATIONS, TaskId
 
 # A file a task needs is missing, unreadable or from another experiment (the name tasks raise it by).
 TaskInputError = InputFileError
@@ -73,15 +73,28 @@ class Context:
     def error_score(self):
         return self.decode(self.doc["error_score"])
 
-    def data(self):
+    @property
+    def targets(self) -> list[int | None]:
+        """The targets analysed apart (``per_target``), or [None]: y as a whole."""
+        return list(range(self.doc["n_targets"])) if self.doc.get("per_target") else [None]
+
+    def data(self, target: int | None = None):
+        """X, the y of ``target`` (a column of y when targets are analysed apart), groups."""
         from .data import load_data
 
-        return load_data(self.workdir, self.doc["data"])  # raises InputFileError naming the file
+        X, y, groups = load_data(self.workdir, self.doc["data"])  # raises InputFileError naming the file
+        return X, (y if target is None else y[:, target]), groups
 
-    def folds(self):
-        from .folds import Folds
+    def folds(self, target: int | None = None):
+        from .folds import Folds, target_prefix
 
-        return Folds(self.workdir)
+        return Folds(self.workdir, prefix=target_prefix(target))
+
+    def permutations(self) -> np.ndarray:
+        """(n_permutations, n_samples) indices: ``y[indices[p]]`` is permutation p."""
+        path = self.workdir / PERMUTATIONS
+        with reading(path, WRITTEN_BY_WRITE):
+            return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score):
@@ -119,20 +132,13 @@ def _fit_and_score_all(ctx, estimator, candidates, start, X_train, y_train, X_te
             for params in candidates)
 
 
-def run_map(workdir: Path, outer: int, inner: int, chunk: int) -> None:
-    """Fit and score the grid points of one chunk on one inner fold."""
+def _score_candidates(ctx, estimator, candidates, start, X, y, train, test, scorers, error_score, where):
+    """Fit and score candidates ``start...`` on one inner split: scores per metric (lists), fit and
+    score times, fit errors ("" for none), each failed fit warned about as GridSearchCV does."""
     from .folds import subset
 
-    ctx = Context(workdir)
-    size = ctx.doc["grid_chunk_size"]
-    start = chunk * size
-    candidates = ctx.candidates(start, start + size)
-    estimator, scorers, error_score = ctx.estimator(), ctx.scorers(), ctx.error_score
-    X, y, _ = ctx.data()
-    train, test = ctx.folds().inner(outer, inner)
     X_train, y_train, X_test, y_test = subset(X, train), subset(y, train), subset(X, test), subset(y, test)
-
-    scores = {m: [] for m in scorers}
+    scores: dict[str, list] = {m: [] for m in scorers}
     fit_times, score_times, errors = [], [], []
     for s, fit_time, score_time, error in _fit_and_score_all(
             ctx, estimator, candidates, start, X_train, y_train, X_test, y_test, scorers, error_score):
@@ -141,10 +147,23 @@ def run_map(workdir: Path, outer: int, inner: int, chunk: int) -> None:
         fit_times.append(fit_time)
         score_times.append(score_time)
         if error:
-            warnings.warn(f"a fit failed (outer {outer}, inner {inner}, candidate "
-                          f"{start + len(fit_times) - 1}); its score is error_score={error_score}:\n{error}")
+            warnings.warn(f"a fit failed ({where}, candidate {start + len(fit_times) - 1}); its score is "
+                          f"error_score={error_score}:\n{error}")
         errors.append(error)
-    task_id = TaskId("map", outer=outer, inner=inner, chunk=chunk)
+    return scores, fit_times, score_times, errors
+
+
+def run_map(workdir: Path, outer: int, inner: int, chunk: int, target: int | None = None) -> None:
+    """Fit and score the grid points of one chunk on one inner fold."""
+    ctx = Context(workdir)
+    size = ctx.doc["grid_chunk_size"]
+    start = chunk * size
+    X, y, _ = ctx.data(target)
+    train, test = ctx.folds(target).inner(outer, inner)
+    scores, fit_times, score_times, errors = _score_candidates(
+        ctx, ctx.estimator(), ctx.candidates(start, start + size), start, X, y, train, test, ctx.scorers(),
+        ctx.error_score, f"outer {outer}, inner {inner}")
+    task_id = TaskId("map", target=target, outer=outer, inner=inner, chunk=chunk)
     save_arrays(
         workdir / task_id.outputs[0],
         meta={"fingerprint": ctx.doc["fingerprint"], "start": start, "errors": errors,
@@ -154,7 +173,8 @@ def run_map(workdir: Path, outer: int, inner: int, chunk: int) -> None:
     )
 
 
-def _inner_table(ctx: Context, outer: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
+def _inner_table(ctx: Context, outer: int, target: int | None
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
     """Inner scores of fold ``outer`` as (n_candidates, n_inner) arrays, plus times and fit errors."""
     doc = ctx.doc
     n_inner, n_chunks = doc["n_inner"][outer], doc["n_chunks"]
@@ -163,7 +183,7 @@ def _inner_table(ctx: Context, outer: int) -> tuple[dict[str, np.ndarray], dict[
     for i in range(n_inner):
         columns: dict[str, list] = {}
         for c in range(n_chunks):
-            meta, arrays = _read_output(ctx, TaskId("map", outer=outer, inner=i, chunk=c))
+            meta, arrays = _read_output(ctx, TaskId("map", target=target, outer=outer, inner=i, chunk=c))
             errors.extend(err for err in meta["errors"] if err)
             for key, value in arrays.items():
                 columns.setdefault(key, []).append(value)
@@ -182,46 +202,103 @@ def _select(mean_scores: np.ndarray) -> int:
     return int(np.argmax(np.where(np.isnan(mean_scores), -np.inf, mean_scores)))
 
 
-def run_refit(workdir: Path, outer: int) -> None:
-    """Select the best grid point of fold ``outer``, refit it on the outer training set, test it."""
+def _best(refit_scores: np.ndarray, errors: list[str], where: str) -> int:
+    """The candidate GridSearchCV refits, from the (n_candidates, n_inner) scores of the refit metric."""
+    if errors and len(errors) == refit_scores.size:
+        raise ValueError(f"All the {refit_scores.size} fits failed on {where}; the first error:\n{errors[0]}")
+    return _select(refit_scores.mean(axis=1))
+
+
+def _refit_and_test(estimator, params: dict, X, y, train, test, scorers: dict):
+    """Refit a clone with ``params`` on ``train``, score it on ``test``: (model, scores, fit time, score time)."""
     from sklearn.base import clone
 
     from .folds import subset
 
-    ctx = Context(workdir)
-    doc = ctx.doc
-    estimator = ctx.estimator()
-    task_id = TaskId("refit", outer=outer)
-    meta: dict[str, Any] = {"fingerprint": doc["fingerprint"], "task_fingerprint": task_id.fingerprint(doc["fingerprint"])}
-    arrays: dict[str, Any] = {}
-    params: dict = {}
-    if doc["search"] is not None:
-        scores, times, errors = _inner_table(ctx, outer)
-        n_fits = scores[doc["refit"]].size
-        if errors and len(errors) == n_fits:
-            raise ValueError(f"All the {n_fits} fits failed on outer fold {outer}; the first error:\n{errors[0]}")
-        best = _select(scores[doc["refit"]].mean(axis=1))
-        params = ctx.candidates(best, best + 1)[0]
-        meta.update(best_index=best, best_params=doc["candidates"][best], n_failed_fits=len(errors))
-        arrays.update({f"inner_test_{m}": v for m, v in scores.items()})
-        arrays.update({f"inner_{k}": v for k, v in times.items()})
-
-    X, y, _ = ctx.data()
-    train, test = ctx.folds().outer(outer)
     X_test, y_test = subset(X, test), subset(y, test)
     model = clone(estimator)
     if params:
         model.set_params(**params)
     start = time.perf_counter()
     model.fit(subset(X, train), subset(y, train))
-    meta["fit_time"] = time.perf_counter() - start
+    fit_time = time.perf_counter() - start
     start = time.perf_counter()
-    meta["test_scores"] = {m: float(s(model, X_test, y_test)) for m, s in ctx.scorers().items()}
-    meta["score_time"] = time.perf_counter() - start
+    scores = {m: float(s(model, X_test, y_test)) for m, s in scorers.items()}
+    return model, scores, fit_time, time.perf_counter() - start
+
+
+def run_refit(workdir: Path, outer: int, target: int | None = None) -> None:
+    """Select the best grid point of fold ``outer``, refit it on the outer training set, test it."""
+    from .folds import subset
+
+    ctx = Context(workdir)
+    doc = ctx.doc
+    task_id = TaskId("refit", target=target, outer=outer)
+    meta: dict[str, Any] = {"fingerprint": doc["fingerprint"], "task_fingerprint": task_id.fingerprint(doc["fingerprint"])}
+    arrays: dict[str, Any] = {}
+    params: dict = {}
+    if doc["search"] is not None:
+        scores, times, errors = _inner_table(ctx, outer, target)
+        best = _best(scores[doc["refit"]], errors, f"outer fold {outer}")
+        params = ctx.candidates(best, best + 1)[0]
+        meta.update(best_index=best, best_params=doc["candidates"][best], n_failed_fits=len(errors))
+        arrays.update({f"inner_test_{m}": v for m, v in scores.items()})
+        arrays.update({f"inner_{k}": v for k, v in times.items()})
+
+    X, y, _ = ctx.data(target)
+    train, test = ctx.folds(target).outer(outer)
+    model, meta["test_scores"], meta["fit_time"], meta["score_time"] = _refit_and_test(
+        ctx.estimator(), params, X, y, train, test, ctx.scorers())
     if hasattr(model, "predict"):
-        arrays["test_predictions"] = model.predict(X_test)
+        arrays["test_predictions"] = model.predict(subset(X, test))
     arrays["test_indices"] = test
     save_arrays(workdir / task_id.outputs[0], meta=_encode_floats(meta), **arrays)
+
+
+def run_permute(workdir: Path, perm: int, outer: int, target: int | None = None) -> None:
+    """Outer fold ``outer`` of the whole analysis (inner search, selection, refit, test) of each
+    permutation of chunk ``perm``, on the folds of the permuted y, as permutation_test_score does."""
+    from .folds import Folds, permutation_prefix, subset
+    from .layout import permuted_folds
+    from .permutations import chunks
+
+    ctx = Context(workdir)
+    doc = ctx.doc
+    task_id = TaskId("permute", target=target, perm=perm, outer=outer)
+    X, y, _ = ctx.data(target)
+    indices = ctx.permutations()
+    observed = ctx.folds(target)
+    permuted = Folds(workdir, permuted_folds(target, perm))
+    estimator, scorers, error_score = ctx.estimator(), ctx.scorers(), ctx.error_score
+    candidates = ctx.candidates() if doc["search"] is not None else None
+    members = list(chunks(doc["n_permutations"], doc["permutation_chunk_size"]))[perm]
+    scores: dict[str, list] = {m: [] for m in scorers}
+    for p in members:
+        y_p = subset(y, indices[p])
+        folds = permuted.with_prefix(permutation_prefix(p))
+        if not folds.has_split():  # the splitter split the permuted y as y: stored once, in folds.npz
+            folds = observed
+        params: dict = {}
+        if candidates is not None:
+            refit_scores, errors = [], []
+            for i in range(doc["n_inner"][outer]):
+                train, test = folds.inner(outer, i)
+                inner, _, _, inner_errors = _score_candidates(
+                    ctx, estimator, candidates, 0, X, y_p, train, test, scorers, error_score,
+                    f"permutation {p}, outer {outer}, inner {i}")
+                refit_scores.append(inner[doc["refit"]])
+                errors.extend(e for e in inner_errors if e)
+            best = _best(np.asarray(refit_scores, dtype=np.float64).T, errors,
+                         f"outer fold {outer} of permutation {p}")
+            params = candidates[best]
+        train, test = folds.outer(outer)
+        _, test_scores, _, _ = _refit_and_test(estimator, params, X, y_p, train, test, scorers)
+        for m in scorers:
+            scores[m].append(test_scores[m])
+    save_arrays(workdir / task_id.outputs[0],
+                meta={"fingerprint": doc["fingerprint"], "task_fingerprint": task_id.fingerprint(doc["fingerprint"]),
+                      "permutations": [members.start, members.stop]},
+                **{f"test_{m}": np.asarray(v, dtype=np.float64) for m, v in scores.items()})
 
 
 def _encode_floats(meta: dict) -> dict:
@@ -230,27 +307,19 @@ def _encode_floats(meta: dict) -> dict:
     return meta
 
 
-def run_gather(workdir: Path) -> None:
-    """Gather every outer fold into results.json and results.npz."""
-    ctx = Context(workdir)
+def _gather_target(ctx: Context, target: int | None) -> tuple[dict, dict[str, Any]]:
+    """One analysis (y, or one target of it): its part of results.json and of results.npz."""
     doc = ctx.doc
-    folds = [_read_output(ctx, TaskId("refit", outer=o)) for o in range(doc["n_outer"])]
+    folds = [_read_output(ctx, TaskId("refit", target=target, outer=o)) for o in range(doc["n_outer"])]
     metrics = list(doc["scoring"])
     test = {m: np.array([decode(meta["test_scores"][m]) for meta, _ in folds], dtype=float) for m in metrics}
     arrays: dict[str, Any] = {f"test_{m}": v for m, v in test.items()}
     arrays["fit_time"] = [meta["fit_time"] for meta, _ in folds]
     arrays["score_time"] = [meta["score_time"] for meta, _ in folds]
-    fingerprints = {"fingerprint": doc["fingerprint"],
-                    "task_fingerprint": TaskId("gather").fingerprint(doc["fingerprint"])}
     results: dict[str, Any] = {
-        **fingerprints,
-        "metrics": metrics,
-        "refit": doc["refit"],
-        "n_outer": doc["n_outer"],
         "test_scores": {m: [encode(float(s)) for s in v] for m, v in test.items()},
         "summary": {m: {k: encode(float(f(v))) for k, f in
                         (("mean", np.mean), ("std", np.std), ("median", np.median))} for m, v in test.items()},
-        "search": doc["search"],
     }
     if doc["search"] is not None:
         results["best_index"] = [meta["best_index"] for meta, _ in folds]
@@ -267,7 +336,69 @@ def run_gather(workdir: Path) -> None:
         arrays[f"test_indices_{o}"] = fold["test_indices"]
         if "test_predictions" in fold:
             arrays[f"test_predictions_{o}"] = fold["test_predictions"]
-    results_json, results_npz = TaskId("gather").outputs
+    return results, arrays
+
+
+def _gather_permutations(ctx: Context, test_scores: dict[str, np.ndarray]) -> tuple[dict, dict[str, Any]]:
+    """Permutation scores and p-values per metric; ``test_scores[m]`` is (n_targets, n_outer).
+
+    Reads one permutation task's output at a time: only the (n_targets, N, n_outer) score tables
+    are held, the score of a permutation being the mean of its outer folds', as in
+    permutation_test_score.
+    """
+    from .permutations import pvalues, pvalues_max_t
+
+    doc = ctx.doc
+    n, n_outer = doc["n_permutations"], doc["n_outer"]
+    targets = ctx.targets
+    folds = {m: np.full((len(targets), n, n_outer), np.nan) for m in test_scores}
+    for j, t in enumerate(targets):
+        for k in range(doc["n_permutation_chunks"]):
+            for o in range(n_outer):
+                meta, arrays = _read_output(ctx, TaskId("permute", target=t, perm=k, outer=o))
+                start, stop = meta["permutations"]
+                for m in folds:
+                    folds[m][j, start:stop, o] = arrays[f"test_{m}"]
+    summary: dict[str, Any] = {"n_permutations": n, "random_state": doc["permutation_random_state"],
+                               "score": {}, "pvalues": {}, "pvalues_fwer": {}}
+    arrays: dict[str, Any] = {}
+    for m, table in folds.items():
+        scores = test_scores[m].mean(axis=-1)
+        permutation_scores = table.mean(axis=-1)
+        arrays[f"permutation_scores_{m}"] = permutation_scores
+        summary["score"][m] = [encode(float(v)) for v in scores]
+        summary["pvalues"][m] = [encode(float(v)) for v in pvalues(scores, permutation_scores)]
+        summary["pvalues_fwer"][m] = [encode(float(v)) for v in pvalues_max_t(scores, permutation_scores)]
+    return summary, arrays
+
+
+def run_gather(workdir: Path) -> None:
+    """Gather every analysis into results.json and results.npz.
+
+    With targets analysed apart, each target's part goes under ``targets`` in results.json
+    and under the prefix ``t<j>_`` in results.npz.
+    """
+    ctx = Context(workdir)
+    doc = ctx.doc
+    task_id = TaskId("gather")
+    fingerprints = {"fingerprint": doc["fingerprint"], "task_fingerprint": task_id.fingerprint(doc["fingerprint"])}
+    results: dict[str, Any] = {**fingerprints, "metrics": list(doc["scoring"]), "refit": doc["refit"],
+                               "n_outer": doc["n_outer"], "search": doc["search"],
+                               "per_target": bool(doc.get("per_target")), "n_targets": doc.get("n_targets")}
+    arrays: dict[str, Any] = {}
+    parts = [_gather_target(ctx, t) for t in ctx.targets]
+    if doc.get("per_target"):
+        results["targets"] = [part for part, _ in parts]
+        for t, (_, part_arrays) in enumerate(parts):
+            arrays.update({f"t{t}_{k}": v for k, v in part_arrays.items()})
+    else:
+        results.update(parts[0][0])
+        arrays.update(parts[0][1])
+    if doc.get("n_permutations"):
+        test_scores = {m: np.stack([part_arrays[f"test_{m}"] for _, part_arrays in parts]) for m in results["metrics"]}
+        results["permutation"], permutation_arrays = _gather_permutations(ctx, test_scores)
+        arrays.update(permutation_arrays)
+    results_json, results_npz = task_id.outputs
     save_arrays(workdir / results_npz, meta=fingerprints, **arrays)
     # results.json last: it is the mark of a finished experiment.
     write_json(workdir / results_json, results)
@@ -284,15 +415,23 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     parser.add_argument("--log", metavar="FILE", default=None,
                         help="send the task's output and errors to FILE, relative to the workdir (default: "
                              "this command's stdout and stderr)")
-    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,gather}")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,permute,gather}")
     workdir = "the workdir (workflow.json runs every command from it, as '.')"
+    target = "the target (column of y) when each target is analysed apart (per_target)"
     p = stages.add_parser("map", help="fit and score a chunk of the grid on one inner fold")
     p.add_argument("workdir", help=workdir)
+    p.add_argument("--target", type=int, help=target)
     p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
     p.add_argument("--inner", type=int, required=True, help="the inner fold of that outer training set")
     p.add_argument("--chunk", type=int, required=True, help="the chunk of the grid (grid_chunk_size points)")
     p = stages.add_parser("refit", help="select, refit and test on one outer fold")
     p.add_argument("workdir", help=workdir)
+    p.add_argument("--target", type=int, help=target)
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p = stages.add_parser("permute", help="the whole analysis of a chunk of permutations of y, on one outer fold")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--target", type=int, help=target)
+    p.add_argument("--perm", type=int, required=True, help="the chunk of permutations (permutation_chunk_size)")
     p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
     p = stages.add_parser("gather", help="gather the outer folds into results.json and results.npz")
     p.add_argument("workdir", help=workdir)
@@ -310,9 +449,11 @@ def execute(task_id: TaskId, workdir: Path) -> None:
     """Run a task in this process."""
     try:
         if task_id.stage == "map":
-            run_map(workdir, task_id.outer, task_id.inner, task_id.chunk)
+            run_map(workdir, task_id.outer, task_id.inner, task_id.chunk, task_id.target)
         elif task_id.stage == "refit":
-            run_refit(workdir, task_id.outer)
+            run_refit(workdir, task_id.outer, task_id.target)
+        elif task_id.stage == "permute":
+            run_permute(workdir, task_id.perm, task_id.outer, task_id.target)
         else:
             run_gather(workdir)
     except InputFileError as e:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import atomic_open, read_json, read_meta
-from .layout import EXPERIMENT, WORKFLOW, TaskId
+from .layout import EXPERIMENT, PERMUTATIONS, WORKFLOW, TaskId, permuted_folds
 
 FORMAT = "mempamal/workflow-2"
 
@@ -125,17 +125,22 @@ def build_workflow(doc: dict, python: str) -> Workflow:
         tasks.append(task)
         return task
 
-    for o in range(doc["n_outer"]):
-        maps = []
-        if doc["search"] is not None:
-            for i in range(doc["n_inner"][o]):
-                for c in range(doc["n_chunks"]):
-                    maps.append(add(TaskId("map", outer=o, inner=i, chunk=c), shared))
-        refit_id = TaskId("refit", outer=o)
-        refits.append(Task(refit_id, task_command(python, refit_id), shared + [m.outputs[0] for m in maps],
-                           [m.name for m in maps]))
+    targets = range(doc["n_targets"]) if doc.get("per_target") else [None]
+    for t in targets:
+        for o in range(doc["n_outer"]):
+            maps = []
+            if doc["search"] is not None:
+                for i in range(doc["n_inner"][o]):
+                    for c in range(doc["n_chunks"]):
+                        maps.append(add(TaskId("map", target=t, outer=o, inner=i, chunk=c), shared))
+            refit_id = TaskId("refit", target=t, outer=o)
+            refits.append(Task(refit_id, task_command(python, refit_id), shared + [m.outputs[0] for m in maps],
+                               [m.name for m in maps]))
     tasks.extend(refits)
-    add(TaskId("gather"), [EXPERIMENT] + [r.outputs[0] for r in refits], refits)
+    # Permutations need nothing of the unpermuted analysis: they run beside it, and only the gather waits.
+    permutes = [add(TaskId("permute", target=t, perm=k, outer=o), shared + [PERMUTATIONS, permuted_folds(t, k)])
+                for t in targets for k in range(doc.get("n_permutation_chunks") or 0) for o in range(doc["n_outer"])]
+    add(TaskId("gather"), [EXPERIMENT] + [r.outputs[0] for r in refits + permutes], refits + permutes)
     return Workflow(tasks=tasks, python=python)
 
 

@@ -1,0 +1,66 @@
+"""Permutation inference: permutations of the samples drawn as scikit-learn draws them, the
+folds of each permuted y, and p-values, uncorrected and family-wise corrected over
+targets by the maximum statistic (max-T).
+
+The permutations are drawn once, at write(), in ``permutation_test_score``'s order;
+their folds are computed then too (a stratified splitter depends on y), so that a
+task only reads them and a bad permutation is refused before anything runs.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+
+def permutation_indices(n_samples: int, groups, n_permutations: int, random_state) -> np.ndarray:
+    """(n_permutations, n_samples) row indices: ``y[indices[p]]`` is permutation ``p`` of y.
+
+    The same sequence as ``permutation_test_score(..., random_state=random_state)``: one
+    RandomState, and within each group when ``groups`` is given (its ``_shuffle``).
+    """
+    from sklearn.utils import check_random_state
+
+    rng = check_random_state(random_state)
+    dtype = np.int32 if n_samples < 2**31 else np.int64
+    out = np.empty((n_permutations, n_samples), dtype=dtype)
+    for p in range(n_permutations):
+        if groups is None:
+            out[p] = rng.permutation(n_samples)
+        else:
+            indices = np.arange(n_samples)
+            for group in np.unique(groups):
+                mask = groups == group
+                indices[mask] = rng.permutation(indices[mask])
+            out[p] = indices
+    return out
+
+
+def chunks(n_permutations: int, chunk_size: int) -> Iterator[range]:
+    """The permutations of each permutation task, chunk by chunk."""
+    for start in range(0, n_permutations, chunk_size):
+        yield range(start, min(start + chunk_size, n_permutations))
+
+
+def default_chunk_size(n_permutations: int) -> int:
+    """Permutations per task: about a hundred tasks per target and outer fold at most, so that
+    1,000 permutations of 20 targets in 5 folds stay ten thousand tasks, each several analyses long."""
+    return max(1, -(-n_permutations // 100))
+
+
+def pvalues(scores: np.ndarray, permutation_scores: np.ndarray) -> np.ndarray:
+    """``(count(permutation_scores >= score) + 1) / (N + 1)`` per target, as permutation_test_score.
+
+    scores: (n_targets,); permutation_scores: (n_targets, N).
+    """
+    n = permutation_scores.shape[-1]
+    return (np.sum(permutation_scores >= scores[:, None], axis=-1) + 1.0) / (n + 1)
+
+
+def pvalues_max_t(scores: np.ndarray, permutation_scores: np.ndarray) -> np.ndarray:
+    """Family-wise error corrected p-values by the maximum statistic over targets.
+
+    ``pvalues_fwer[j] = (#{p : max_k permutation_scores[k, p] >= scores[j]} + 1) / (N + 1)``.
+    """
+    maxima = permutation_scores.max(axis=0)
+    return (np.sum(maxima[None, :] >= scores[:, None], axis=-1) + 1.0) / (permutation_scores.shape[-1] + 1)

@@ -197,3 +197,47 @@ def _ticks(set_ticks, values: list) -> None:
     step = max(len(values) // 8, 1)  # at most ~8 labels per axis stay readable
     positions = list(range(0, len(values), step))
     set_ticks(positions, [_label(values[i]) for i in positions], fontsize="small")
+
+
+_PANELS = 6  # targets drawn as null distributions; beyond, one chart of -log10(p)
+
+
+def plot_permutations(res, metric: str):
+    """The null distribution of ``metric``'s score with the observed score, per target (up to six
+    panels), or -log10(p) per target, uncorrected and max-T corrected, beyond that."""
+    from .results import _require
+
+    _require("matplotlib", "Results.plot()")
+    from matplotlib.figure import Figure
+
+    if metric not in res.metrics:
+        raise ValueError(f"metric: {metric!r} is not one of the metrics {res.metrics}")
+    scores = np.atleast_2d(res.permutation_scores[metric])
+    observed = np.atleast_1d(res.observed_score[metric])
+    pvalues, fwer = np.atleast_1d(res.pvalues[metric]), np.atleast_1d(res.pvalues_fwer[metric])
+    n_targets = scores.shape[0]
+    if n_targets > _PANELS:
+        fig = Figure(figsize=(max(6.0, 0.35 * n_targets + 2), 4.0), layout="constrained")
+        ax = fig.subplots()
+        x = np.arange(n_targets)
+        ax.bar(x - 0.2, -np.log10(pvalues), width=0.4, color="C0", label="uncorrected")
+        ax.bar(x + 0.2, -np.log10(fwer), width=0.4, color="C3", label="FWER (max-T)")
+        ax.axhline(-np.log10(0.05), color="k", ls="--", lw=1, label="p = 0.05")
+        ax.set_xticks(x)
+        ax.set_xlabel("target")
+        ax.set_ylabel("-log10(p)")
+        ax.set_title(f"{metric}: {res.n_permutations} permutations")
+        ax.legend(loc="best", fontsize="small")
+        return fig
+    fig = Figure(figsize=(max(4.0 * n_targets, 5.0), 3.6), layout="constrained")
+    axes = fig.subplots(1, n_targets, squeeze=False)[0]
+    for t, ax in enumerate(axes):
+        ax.hist(scores[t], bins=min(30, max(5, res.n_permutations // 5)), color="C0", alpha=0.7,
+                label="permutations")
+        ax.axvline(observed[t], color="C3", lw=2, label=f"score {observed[t]:.3f}")
+        title = f"p = {pvalues[t]:.3g}" + (f", FWER p = {fwer[t]:.3g}" if res.per_target else "")
+        ax.set_title((f"target {t}: " if res.per_target else "") + title, fontsize="medium")
+        ax.set_xlabel(metric)
+        ax.legend(loc="best", fontsize="small")
+    axes[0].set_ylabel("permutations")
+    return fig

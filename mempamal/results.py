@@ -31,6 +31,20 @@ class Results:
         Per outer fold, the test predictions and the test samples' indices.
     predictions : ndarray of shape (n_samples, ...)
         The outer test predictions in sample order, as ``cross_val_predict`` gives them.
+    targets : list of Results or None
+        With ``per_target=True``: each target's own results (the attributes above, for that
+        column of y). The attributes above then gain a leading target axis: ``test_scores[m]``
+        is (n_targets, n_outer), ``best_params[t][o]``, ``predictions`` (n_samples, n_targets).
+    n_permutations : int
+        The permutations of y scored (0: none). With permutations:
+    observed_score : dict of str to float (or ndarray of shape (n_targets,))
+        Per metric, the mean of the outer test scores: the score that is tested.
+    permutation_scores : dict of str to ndarray of shape (N,) or (n_targets, N)
+        Per metric, the same score of each permutation of y.
+    pvalues, pvalues_fwer : dict of str to float (or ndarray of shape (n_targets,))
+        ``(count(permutation_scores >= score) + 1) / (N + 1)``, as ``permutation_test_score``;
+        and family-wise corrected over targets by the maximum statistic (max-T): the same with
+        each permutation's maximum over targets (equal to ``pvalues`` for a single target).
 
     Notes
     -----
@@ -45,6 +59,18 @@ class Results:
         self.metrics: list[str] = doc["metrics"]
         self.refit: str = doc["refit"]
         self.n_outer: int = doc["n_outer"]
+        self.per_target = bool(doc.get("per_target"))
+        self.n_targets: int | None = doc.get("n_targets")
+        self._doc = doc
+        self._arrays = arrays
+        self._packages = packages
+        self._experiment = experiment
+        self._candidates: list[dict] | None = None
+        self.targets: list[Results] | None = None
+        self._read_permutations(doc, arrays)
+        if self.per_target:
+            self._stack_targets(doc, arrays, experiment)
+            return
         self.test_scores = {m: arrays[f"test_{m}"] for m in self.metrics}
         self.fit_times = arrays["fit_time"]
         self.score_times = arrays["score_time"]
@@ -56,62 +82,99 @@ class Results:
         self.inner_scores = {m: arrays[f"inner_test_{m}"] for m in self.metrics if f"inner_test_{m}" in arrays}
         self.test_indices = [arrays[f"test_indices_{o}"] for o in range(self.n_outer)]
         self.test_predictions = [arrays.get(f"test_predictions_{o}") for o in range(self.n_outer)]
-        self._doc = doc
-        self._arrays = arrays
-        self._packages = packages
-        self._experiment = experiment
-        self._candidates: list[dict] | None = None
+
+    def _stack_targets(self, doc: dict, arrays: dict, experiment: dict) -> None:
+        """Each target's own Results, and the attributes stacked over targets."""
+        self.targets = []
+        for t, part in enumerate(doc["targets"]):
+            prefix = f"t{t}_"
+            own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            view_doc = {**{k: v for k, v in doc.items() if k not in ("targets", "permutation")}, **part,
+                        "per_target": False}
+            self.targets.append(Results(self.workdir, view_doc, own, experiment))
+        views = self.targets
+        self.test_scores = {m: np.stack([v.test_scores[m] for v in views]) for m in self.metrics}
+        self.fit_times = np.stack([v.fit_times for v in views])
+        self.score_times = np.stack([v.score_times for v in views])
+        self.best_index = None if views[0].best_index is None else [v.best_index for v in views]
+        self.best_params = None if views[0].best_params is None else [v.best_params for v in views]
+        self.inner_scores = {m: np.stack([v.inner_scores[m] for v in views]) for m in views[0].inner_scores}
+        self.test_indices = [v.test_indices for v in views]
+        self.test_predictions = [v.test_predictions for v in views]
+
+    def _read_permutations(self, doc: dict, arrays: dict) -> None:
+        perm = doc.get("permutation")
+        self.n_permutations: int = perm["n_permutations"] if perm else 0
+        self.observed_score: dict[str, Any] = {}
+        self.permutation_scores: dict[str, np.ndarray] = {}
+        self.pvalues: dict[str, Any] = {}
+        self.pvalues_fwer: dict[str, Any] = {}
+        if not perm:
+            return
+
+        def per_target(values):  # (n_targets,) with targets analysed apart, else one number
+            values = np.asarray([decode(v) for v in values], dtype=float)
+            return values if self.per_target else float(values[0])
+
+        for m in self.metrics:
+            scores = arrays[f"permutation_scores_{m}"]
+            self.permutation_scores[m] = scores if self.per_target else scores[0]
+            self.observed_score[m] = per_target(perm["score"][m])
+            self.pvalues[m] = per_target(perm["pvalues"][m])
+            self.pvalues_fwer[m] = per_target(perm["pvalues_fwer"][m])
 
     # -- tables ----------------------------------------------------------------------
 
     def summary(self) -> "Summary":
-        """A table: per metric, mean / std / median over outer folds, and the best parameters per fold.
+        """A table: per metric, mean / std / median over outer folds, and the best parameters per fold;
+        with permutations, the tested score and its p-values; with targets apart, one row per target.
 
         Returns
         -------
         Summary
-            A str (print it), shown as an HTML table in a notebook.
+            A str (print it), shown as HTML tables in a notebook.
         """
-        width = max(len(m) for m in self.metrics)
-        lines = [f"{'metric':<{width}}  {'mean':>10}  {'std':>10}  {'median':>10}"]
-        for m, s in self.test_scores.items():
-            lines.append(f"{m:<{width}}  {np.mean(s):>10.4f}  {np.std(s):>10.4f}  {np.median(s):>10.4f}")
-        lines.append("")
-        lines.append("outer fold  " + "  ".join(f"{m:>{max(len(m), 8)}}" for m in self.metrics)
-                     + ("  best parameters" if self.best_params is not None else ""))
-        for o in range(self.n_outer):
-            row = f"{o:>10}  " + "  ".join(f"{self.test_scores[m][o]:>{max(len(m), 8)}.4f}" for m in self.metrics)
-            if self.best_params is not None:
-                row += "  " + _format_params(self.best_params[o])
-            lines.append(row)
-        return Summary("\n".join(lines), self._summary_html())
+        tables = []
+        if self.per_target:
+            header = ["target", "metric", "mean", "std", "median"]
+            if self.n_permutations:
+                header += ["p-value", "p-value (FWER)"]
+            rows = []
+            for t, view in enumerate(self.targets):
+                for m in self.metrics:
+                    s = view.test_scores[m]
+                    row = [t, m, np.mean(s), np.std(s), np.median(s)]
+                    if self.n_permutations:
+                        row += [_P(self.pvalues[m][t]), _P(self.pvalues_fwer[m][t])]
+                    rows.append(row)
+            tables.append(("mempamal-summary", header, rows))
+        else:
+            tables.append(("mempamal-summary", ["metric", "mean", "std", "median"],
+                           [[m, np.mean(s), np.std(s), np.median(s)] for m, s in self.test_scores.items()]))
+            header = ["outer fold"] + self.metrics + (["best parameters"] if self.best_params is not None else [])
+            rows = [[o] + [self.test_scores[m][o] for m in self.metrics]
+                    + ([_format_params(self.best_params[o])] if self.best_params is not None else [])
+                    for o in range(self.n_outer)]
+            tables.append(("mempamal-folds", header, rows))
+            if self.n_permutations:
+                tables.append(("mempamal-permutations",
+                               ["metric", "score", "permutations: mean", "max", "p-value"],
+                               [[m, self.observed_score[m], np.mean(self.permutation_scores[m]),
+                                 np.max(self.permutation_scores[m]), _P(self.pvalues[m])] for m in self.metrics]))
+        text = "\n\n".join(_text_table(header, rows) for _, header, rows in tables)
+        if self.n_permutations:
+            text += (f"\n\n{self.n_permutations} permutations of y; p = (#permutation scores >= score + 1) / "
+                     f"({self.n_permutations} + 1)" + ("; FWER: max-T over targets" if self.per_target else ""))
+        html = "<br>".join(_html_table(cls, header, rows) for cls, header, rows in tables)
+        return Summary(text, f"<div class='mempamal-results'>{html}</div>")
 
     def _summary_html(self) -> str:
-        from html import escape
-
-        rows = "".join(
-            f"<tr><th>{escape(m)}</th><td>{np.mean(s):.4f}</td><td>{np.std(s):.4f}</td>"
-            f"<td>{np.median(s):.4f}</td></tr>" for m, s in self.test_scores.items())
-        table = ("<table class='mempamal-summary'><thead><tr><th>metric</th><th>mean</th><th>std</th>"
-                 f"<th>median</th></tr></thead><tbody>{rows}</tbody></table>")
-        head = "".join(f"<th>{escape(m)}</th>" for m in self.metrics)
-        if self.best_params is not None:
-            head += "<th>best parameters</th>"
-        folds = ""
-        for o in range(self.n_outer):
-            cells = "".join(f"<td>{self.test_scores[m][o]:.4f}</td>" for m in self.metrics)
-            if self.best_params is not None:
-                cells += f"<td style='text-align:left'>{escape(_format_params(self.best_params[o]))}</td>"
-            folds += f"<tr><th>{o}</th>{cells}</tr>"
-        per_fold = (f"<table class='mempamal-folds'><thead><tr><th>outer fold</th>{head}</tr></thead>"
-                    f"<tbody>{folds}</tbody></table>")
-        return f"<div class='mempamal-results'>{table}<br>{per_fold}</div>"
+        return self.summary()._repr_html_()
 
     def _repr_html_(self) -> str:
         return f"<p><b>mempamal results</b> of <code>{self.workdir}</code></p>" + self._summary_html()
 
-    def to_dict(self) -> dict:
-        """A JSON-ready description: per-fold scores, summary, best parameters (NaN as None)."""
+    def _fold_dict(self) -> dict:
         def num(v: float) -> float | None:
             v = float(v)
             return None if np.isnan(v) else v
@@ -131,6 +194,26 @@ class Results:
             [{k: _json_value(v) for k, v in p.items()} for p in self.best_params],
         }
 
+    def to_dict(self) -> dict:
+        """A JSON-ready description: per-fold scores, summary, best parameters (NaN as None); with
+        targets apart, one such description per target under ``targets``; with permutations, the
+        score tested, the permutation scores and the p-values per metric under ``permutation``."""
+        if self.per_target:
+            out = {"workdir": str(self.workdir), "metrics": self.metrics, "refit": self.refit,
+                   "n_outer": self.n_outer, "n_targets": self.n_targets,
+                   "targets": [view._fold_dict() for view in self.targets]}
+        else:
+            out = self._fold_dict()
+        if self.n_permutations:
+            out["permutation"] = {
+                "n_permutations": self.n_permutations,
+                "score": {m: _json_value(v) for m, v in self.observed_score.items()},
+                "pvalues": {m: _json_value(v) for m, v in self.pvalues.items()},
+                "pvalues_fwer": {m: _json_value(v) for m, v in self.pvalues_fwer.items()},
+                "permutation_scores": {m: _json_value(v) for m, v in self.permutation_scores.items()},
+            }
+        return out
+
     def to_frame(self):
         """The per-fold results as a pandas DataFrame (one row per outer fold).
 
@@ -138,6 +221,9 @@ class Results:
         search, ``param_<name>`` per parameter of the best candidate.
         """
         pd = _require("pandas", "Results.to_frame()")
+        if self.per_target:  # one row per target and outer fold
+            return pd.concat([view.to_frame() for view in self.targets], keys=range(self.n_targets),
+                             names=["target"])
         columns: dict[str, Any] = {f"test_{m}": s for m, s in self.test_scores.items()}
         columns["fit_time"] = self.fit_times
         columns["score_time"] = self.score_times
@@ -156,14 +242,17 @@ class Results:
                                 for c in self._experiment["candidates"]]
         return self._candidates
 
-    def cv_results(self, outer: int) -> dict[str, Any]:
-        """The inner search of outer fold ``outer``, shaped as ``GridSearchCV.cv_results_``.
+    def cv_results(self, outer: int, target: int | None = None) -> dict[str, Any]:
+        """The inner search of outer fold ``outer`` (of ``target`` when targets are analysed apart),
+        shaped as ``GridSearchCV.cv_results_``.
 
         Keys: ``params``, ``param_<name>`` (masked arrays), ``split<k>_test_<metric>``,
         ``mean_test_<metric>``, ``std_test_<metric>``, ``rank_test_<metric>`` and
         ``mean/std_fit_time``, ``mean/std_score_time``; with a single metric the
         metric is called ``score`` as GridSearchCV names it.
         """
+        if self.per_target:
+            return self.targets[self._target(target)].cv_results(outer)
         if self.candidates is None:
             raise ValueError("cv_results: this experiment has no inner search (no param_grid or "
                              "param_distributions)")
@@ -212,6 +301,8 @@ class Results:
             When the outer folds do not test every sample exactly once (cross_val_predict
             refuses such splitters too), or the estimator has no ``predict``.
         """
+        if self.per_target:
+            return np.stack([view.predictions for view in self.targets], axis=1)
         if any(p is None for p in self.test_predictions):
             raise ValueError("predictions: the estimator has no predict(), so no predictions were stored")
         indices = np.concatenate(self.test_indices)
@@ -225,8 +316,18 @@ class Results:
             out[idx] = pred
         return out
 
-    def plot(self, metric: str | None = None):
+    def _target(self, target: int | None) -> int:
+        if not isinstance(target, (int, np.integer)) or not 0 <= target < self.n_targets:
+            raise ValueError(f"target: expected a target index in [0, {self.n_targets}) (the targets are "
+                             f"analysed apart), got {target!r}")
+        return int(target)
+
+    def plot(self, metric: str | None = None, target: int | None = None):
         """Plot the outer-fold scores and the inner search of each fold.
+
+        With permutations, the null distribution of the score with the observed score instead
+        (a panel per target up to six, then -log10(p) per target); with targets apart and no
+        permutation, the figure of ``target`` (default 0).
 
         The inner search is a validation curve per fold for a 1-D grid, a heat map
         per fold for a 2-D grid (log axes for log-spaced grids), and the mean score
@@ -241,12 +342,18 @@ class Results:
         -------
         matplotlib.figure.Figure
         """
-        from .plots import plot_results
+        from .plots import plot_permutations, plot_results
 
+        if self.n_permutations:
+            return plot_permutations(self, metric or self.refit)
+        if self.per_target:
+            return self.targets[self._target(0 if target is None else target)].plot(metric)
         return plot_results(self, metric or self.refit)
 
     def __repr__(self) -> str:
-        return f"<Results of {self.workdir}: {self.n_outer} outer folds, metrics {self.metrics}>"
+        extra = (f", {self.n_targets} targets" if self.per_target else "") + (
+            f", {self.n_permutations} permutations" if self.n_permutations else "")
+        return f"<Results of {self.workdir}: {self.n_outer} outer folds, metrics {self.metrics}{extra}>"
 
 
 class Summary(str):
@@ -261,6 +368,35 @@ class Summary(str):
         return self._html
 
 
+class _P(float):
+    """A p-value: shown with significant digits, not four decimals."""
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, _P):
+        return f"{value:.4g}"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _text_table(header: list[str], rows: list[list]) -> str:
+    cells = [header] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[k]) for r in cells) for k in range(len(header))]
+    # Text columns (metrics, parameters) to the left, numbers to the right.
+    left = [not isinstance(rows[0][k], (int, float, np.number)) if rows else True for k in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(r, widths, left)).rstrip()
+                     for r in cells)
+
+
+def _html_table(cls: str, header: list[str], rows: list[list]) -> str:
+    from html import escape
+
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def _single_metric(scoring: dict) -> bool:
     """Whether GridSearchCV would name the metric "score" (scoring None, a name or a callable)."""
     if len(scoring) != 1:
@@ -270,6 +406,8 @@ def _single_metric(scoring: dict) -> bool:
 
 
 def _json_value(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return [_json_value(x) for x in v.tolist()]
     v = v.item() if isinstance(v, np.generic) else v
     if isinstance(v, float) and np.isnan(v):
         return None

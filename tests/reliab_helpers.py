@@ -50,3 +50,24 @@ class KillOnce(_RidgeLike):
             Path(self.marker).touch()
             os.kill(os.getpid(), signal.SIGKILL)
         return self._fit(X, y)
+
+
+class HoldAfter(_RidgeLike):
+    """Ridge whose fits, once ``limit`` fits were counted in the directory ``count``, wait while the file
+    ``gate`` exists (touching ``gate``.held-PID): some tasks finish, then every worker is held."""
+
+    def __init__(self, alpha=1.0, limit=0, count="", gate=""):
+        self.alpha = alpha
+        self.limit = limit
+        self.count = count
+        self.gate = gate
+
+    def fit(self, X, y):
+        if self.count and self.gate:
+            Path(self.count).mkdir(exist_ok=True)
+            Path(self.count, f"{os.getpid()}-{time.monotonic_ns()}").touch()
+            if len(os.listdir(self.count)) > self.limit and os.path.exists(self.gate):
+                Path(f"{self.gate}.held-{os.getpid()}").touch()
+                while os.path.exists(self.gate):
+                    time.sleep(0.05)
+        return self._fit(X, y)

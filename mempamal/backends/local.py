@@ -98,7 +98,8 @@ class LocalBackend(Backend):
 
         def next_task() -> str:
             # A ready refit first: it frees its fold's outputs and overlaps the other folds' maps,
-            # instead of trailing after every map.
+            # instead of trailing after every map. Permute tasks, the longest (whole analyses),
+            # go before the maps too: longest first keeps the tail of the run short.
             for k, name in enumerate(ready):
                 if workflow.by_name[name].stage != "map":
                     return ready.pop(k)

@@ -198,7 +198,8 @@ def test_cli_run_and_results(workdir):
     Experiment(pipe, cv=3, param_grid=grid, inner_cv=3, scoring="accuracy").write(X, y, workdir)
     out = subprocess.run([sys.executable, "-m", "mempamal", "run", str(workdir), "-j", "2"],
                          capture_output=True, text=True, check=True).stdout
-    assert "0 failed" in out
+    n = len(load_workflow(workdir).tasks)
+    assert out.splitlines()[-1] == f"mempamal: {n} tasks: {n} done, 0 failed, 0 not run, 0 skipped (already complete)"
     out = subprocess.run([sys.executable, "-m", "mempamal", "results", str(workdir)],
                          capture_output=True, text=True, check=True).stdout
     assert "accuracy" in out and "logit__C" in out

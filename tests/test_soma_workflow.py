@@ -20,8 +20,9 @@ from sklearn.preprocessing import StandardScaler
 from mempamal import Experiment, load_results, run
 from mempamal.backends import WorkflowError, available_backends
 from mempamal.backends.soma_workflow import SomaWorkflowBackend, _end_light_mode_scheduler, to_soma_workflow
-from mempamal.files import load_arrays, read_json
 from mempamal.workflow import load_workflow, thread_limits
+
+from conftest import assert_same_results
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -32,18 +33,6 @@ def write_iris_nested(workdir):
     pipe = Pipeline([("scaler", StandardScaler()), ("logit", LogisticRegression())])
     Experiment(pipe, cv=StratifiedKFold(2, shuffle=True, random_state=0), param_grid={"logit__C": [0.1, 1.0, 10.0]},
                inner_cv=StratifiedKFold(2), scoring="f1_weighted").write(X, y, workdir)
-
-
-def assert_same_results(a, b):
-    """Two workdirs' results are identical, bit for bit, timings aside."""
-    _, arrays_a = load_arrays(Path(a) / "results.npz")
-    _, arrays_b = load_arrays(Path(b) / "results.npz")
-    assert arrays_a.keys() == arrays_b.keys()
-    for key in arrays_a:
-        if "time" not in key:
-            np.testing.assert_array_equal(arrays_a[key], arrays_b[key], err_msg=key)
-    doc_a, doc_b = read_json(Path(a) / "results.json"), read_json(Path(b) / "results.json")
-    assert {k: v for k, v in doc_a.items() if "time" not in k} == {k: v for k, v in doc_b.items() if "time" not in k}
 
 
 def soma_threads():
@@ -126,7 +115,7 @@ def test_nested_iris_equals_local_backend_and_resumes(tmp_path, monkeypatch):
     out = subprocess.run([sys.executable, "-m", "mempamal", "run", str(soma_dir), "--backend", "soma-workflow",
                           "--max-jobs", "1", "-q"], capture_output=True, text=True, env=dict(os.environ, HOME=str(home)))
     assert out.returncode == 0, out.stderr
-    assert "2 done, 0 failed, 0 not run, 5 skipped" in out.stdout
+    assert out.stdout == "mempamal: 7 tasks: 2 done, 0 failed, 0 not run, 5 skipped (already complete)\n"
     assert_same_results(soma_dir, local_dir)
     # max_jobs changed the scheduler of this run only, not the user's configuration.
     assert not (home / ".soma-workflow-scheduler.cfg").exists()

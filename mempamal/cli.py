@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                    "slurm: a bash script of sbatch job arrays, one per stage (options below)")
     p.add_argument("-o", "--output", required=True, help="the file to write")
     g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
-    g.add_argument("--cpus", type=int, help="--cpus-per-task, and the BLAS/OpenMP threads of each task")
+    g.add_argument("--cpus", type=int, help="--cpus-per-task: the CPUs of each task, also its BLAS/OpenMP "
+                                            "threads (not the tasks at once, which is SLURM's to decide)")
     g.add_argument("--mem", help="--mem, e.g. 2G")
     g.add_argument("--time", help="--time, e.g. 01:00:00")
     g.add_argument("--partition", help="--partition")

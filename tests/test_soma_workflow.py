@@ -43,16 +43,16 @@ def soma_threads():
 
 def test_registered_and_options_validated():
     assert "soma-workflow" in available_backends()
-    for bad in (dict(max_jobs=0), dict(max_jobs=1.5), dict(threads_per_task=-1), dict(poll_interval=0)):
+    for bad in (dict(n_jobs=0), dict(n_jobs=1.5), dict(threads_per_task=-1), dict(poll_interval=0)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             SomaWorkflowBackend(**bad)
 
 
-def test_max_jobs_sets_the_light_mode_scheduler_and_threads(tmp_path, monkeypatch):
+def test_n_jobs_sets_the_light_mode_scheduler_and_threads(tmp_path, monkeypatch):
     from soma_workflow.configuration import cpu_count
 
     monkeypatch.delenv("SOMA_WORKFLOW_CONFIG", raising=False)
-    backend = SomaWorkflowBackend(isolated_light_mode=tmp_path / "soma-workflow", max_jobs=1)
+    backend = SomaWorkflowBackend(isolated_light_mode=tmp_path / "soma-workflow", n_jobs=1)
     controller = backend._connect()
     try:
         assert backend._configure(controller, tmp_path) == cpu_count()  # one job: every core's threads
@@ -102,7 +102,7 @@ def test_nested_iris_equals_local_backend_and_resumes(tmp_path, monkeypatch):
     write_iris_nested(local_dir)
     run(local_dir, backend="local", n_jobs=2, progress=False)
 
-    report = run(soma_dir, backend="soma-workflow", isolated_light_mode=isolated, max_jobs=2, progress=False)
+    report = run(soma_dir, backend="soma-workflow", isolated_light_mode=isolated, n_jobs=2, progress=False)
     assert len(report.names("done")) == 7
     assert_same_results(soma_dir, local_dir)
     assert (soma_dir / "logs" / "gather.out").exists() and (soma_dir / "logs" / "gather.log").exists()
@@ -113,11 +113,11 @@ def test_nested_iris_equals_local_backend_and_resumes(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     out = subprocess.run([sys.executable, "-m", "mempamal", "run", str(soma_dir), "--backend", "soma-workflow",
-                          "--max-jobs", "1", "-q"], capture_output=True, text=True, env=dict(os.environ, HOME=str(home)))
+                          "-j", "1", "-q"], capture_output=True, text=True, env=dict(os.environ, HOME=str(home)))
     assert out.returncode == 0, out.stderr
     assert out.stdout == "mempamal: 7 tasks: 2 done, 0 failed, 0 not run, 5 skipped (already complete)\n"
     assert_same_results(soma_dir, local_dir)
-    # max_jobs changed the scheduler of this run only, not the user's configuration.
+    # n_jobs changed the scheduler of this run only, not the user's configuration.
     assert not (home / ".soma-workflow-scheduler.cfg").exists()
 
     # Nothing left behind: no engine thread, no job process, no workflow in Soma-Workflow's database.

@@ -128,10 +128,15 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
         if name in _SHORT_FLAGS:
             flags.insert(0, _SHORT_FLAGS[name])
         kwargs = dict(dest=_OPTION + name, default=argparse.SUPPRESS, help=text.replace("%", "%%"))
-        if option.type is bool:
-            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
-        else:
-            group.add_argument(*flags, type=option.type, metavar=name.upper(), **kwargs)
+        try:
+            if option.type is bool:
+                group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
+            else:
+                group.add_argument(*flags, type=option.type, metavar=name.upper(), **kwargs)
+        except argparse.ArgumentError:
+            # A plug-in's option named like one of run's own flags (--backend, --quiet...): no flag,
+            # rather than no command line at all; it stays an option of run() in Python.
+            continue
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, run
-from mempamal.backends import _BACKENDS, available_backends, get_backend, register_backend
+from mempamal.backends import _BACKENDS, Backend, Option, available_backends, get_backend, register_backend
 from mempamal.cli import main
 from mempamal.export import EXPORTERS, export, register_exporter
 from mempamal.workflow import load_workflow
@@ -97,6 +97,31 @@ def test_a_backend_option_is_a_flag_only_while_registered(sequential):
         assert "--record" not in flags()
     finally:
         register_backend("sequential", "sequential_backend:SequentialBackend")
+
+
+class Clashing(Backend):
+    """A back-end whose option is named like run's own --backend flag."""
+
+    name = "clashing"
+    options = (Option("backend", str, "clashes with run's --backend"),)
+
+    def __init__(self, backend=None):
+        self.backend = backend
+
+    def execute(self, workdir, workflow, tasks, progress):
+        return {}
+
+
+def test_an_option_named_like_a_flag_of_run_gets_no_flag(capsys):
+    from mempamal.cli import _parser
+    from test_cli import subcommands
+
+    register_backend("clashing", f"{__name__}:Clashing")
+    try:
+        (flag,) = [a for a in subcommands(_parser())["run"]._actions if "--backend" in a.option_strings]
+        assert flag.dest == "backend"  # run's own, and every command still parses
+    finally:
+        del _BACKENDS["clashing"]
 
 
 def test_register_backend_checks_its_path():

@@ -58,9 +58,9 @@ def main() -> None:
     y = y.astype(float)
     enet = ElasticNetCV(l1_ratio=[.05, .1, .2, .3, .4, .5, .6, .7, .8, .9], alphas=50, n_jobs=-1)
     settings = {
-        f"1 job x {cores} threads": dict(max_jobs=1, threads_per_task=cores),
-        f"{cores} jobs x 1 thread": dict(max_jobs=cores, threads_per_task=1),
-        f"{cores} jobs x {cores} threads": dict(max_jobs=cores, threads_per_task=cores),
+        f"1 job x {cores} threads": dict(n_jobs=1, threads_per_task=cores),
+        f"{cores} jobs x 1 thread": dict(n_jobs=cores, threads_per_task=1),
+        f"{cores} jobs x {cores} threads": dict(n_jobs=cores, threads_per_task=cores),
     }
     times: dict[str, list[float]] = {name: [] for name in settings}
     scores = {}
@@ -68,7 +68,7 @@ def main() -> None:
     try:
         for r in range(args.repeat):
             for name, options in settings.items():
-                workdir = root / f"run-{r}-{len(times[name])}-{options['max_jobs']}-{options['threads_per_task']}"
+                workdir = root / f"run-{r}-{len(times[name])}-{options['n_jobs']}-{options['threads_per_task']}"
                 start = time.perf_counter()
                 Experiment(enet, cv=KFold(args.folds, shuffle=True, random_state=0), scoring="r2").write(X, y, workdir)
                 run(workdir, backend="soma-workflow", isolated_light_mode=root / "soma-workflow", progress=False,

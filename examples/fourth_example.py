@@ -36,6 +36,6 @@ y = y.astype(float)
 enet = ElasticNetCV(l1_ratio=[.05, .1, .2, .3, .4, .5, .6, .7, .8, .9], alphas=50, n_jobs=-1)
 exp = Experiment(enet, cv=KFold(n_outer, shuffle=True, random_state=0), scoring="r2")
 exp.write(X, y, workdir, overwrite=True)
-# One job at a time; threads_per_task defaults to all cores divided by max_jobs.
-run(workdir, backend="soma-workflow", max_jobs=1)
+# One job at a time; threads_per_task defaults to all cores divided by n_jobs.
+run(workdir, backend="soma-workflow", n_jobs=1)
 print(load_results(workdir).summary())

@@ -154,7 +154,7 @@ load_results(os.path.join(workdir, "imbalanced")).summary()''',
         "The iris measurements plus 10,000 noise features, regressed on the class label with "
         "`ElasticNetCV`, which selects its own penalty (10 l1 ratios x 50 alphas) by an internal "
         "cross-validation that is itself parallel (`n_jobs=-1`, and multithreaded BLAS). The outer 5-fold "
-        "cross-validation (r2) runs on Soma-Workflow's light mode **one task at a time** (`max_jobs=1`), "
+        "cross-validation (r2) runs on Soma-Workflow's light mode **one task at a time** (`run(..., n_jobs=1)`), "
         "each allowed every core's threads: the estimator's own parallelism uses the machine and nothing is "
         "oversubscribed. Knowing how parallel your estimator already is stays your job."),
         SETUP,
@@ -174,8 +174,8 @@ y = y.astype(float)
 enet = ElasticNetCV(l1_ratio=[.05, .1, .2, .3, .4, .5, .6, .7, .8, .9], alphas=50, n_jobs=-1)
 exp = Experiment(enet, cv=KFold(n_outer, shuffle=True, random_state=0), scoring="r2")
 exp.write(X, y, workdir, overwrite=True)''',
-        '''# One job at a time; threads_per_task defaults to all cores divided by max_jobs.
-run(workdir, backend="soma-workflow", max_jobs=1)
+        '''# One job at a time; threads_per_task defaults to all cores divided by n_jobs.
+run(workdir, backend="soma-workflow", n_jobs=1)
 res = load_results(workdir)
 res.summary()''',
         '''%matplotlib inline

@@ -22,19 +22,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p.add_argument("--backend", default="local",
                    help=f"the back-end: {', '.join(available_backends())} (default: local)")
-    p.add_argument("-j", "--n-jobs", type=int, default=None,
-                   help="tasks at once (-1: all cores); local: default 1; dask: the workers of the "
-                        "LocalCluster it starts, default all cores")
-    p.add_argument("--scheduler-address", default=None, metavar="ADDR",
-                   help="dask: the scheduler of a running cluster, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="recompute every task, even those already complete")
     p.add_argument("-q", "--quiet", dest="progress", action="store_false", help="no progress bar")
-    p.add_argument("--resource-id", help="soma-workflow: a resource of ~/.soma-workflow.cfg (default: light mode)")
-    p.add_argument("--login", help="soma-workflow: the login on a remote resource")
-    p.add_argument("--max-jobs", type=int, help="soma-workflow: jobs at once in light mode (default: the cores)")
-    p.add_argument("--scheduler", help="soma-workflow: light mode submitting to this machine's batch scheduler, "
-                                       "e.g. slurm (each task an sbatch job)")
+    _add_backend_options(p)
 
     from .export import EXPORTERS
 
@@ -47,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                    "slurm: a bash script of sbatch job arrays, one per stage (options below)")
     p.add_argument("-o", "--output", required=True, help="the file to write")
     g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
-    g.add_argument("--cpus", type=int, help="--cpus-per-task, and the BLAS/OpenMP threads of each task")
+    g.add_argument("--cpus", type=int, help="--cpus-per-task: the CPUs of each task, also its BLAS/OpenMP "
+                                            "threads (not the tasks at once, which is SLURM's to decide)")
     g.add_argument("--mem", help="--mem, e.g. 2G")
     g.add_argument("--time", help="--time, e.g. 01:00:00")
     g.add_argument("--partition", help="--partition")
@@ -102,6 +94,51 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SHORT_FLAGS = {"n_jobs": "-j"}
+_OPTION = "backend option "  # the namespace prefix of back-end options, apart from run's own arguments
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """A flag per option that the registered back-ends declare (``Backend.options``).
+
+    An option several back-ends take is one flag whose help names each; only the options
+    given on the command line reach :func:`mempamal.run`, which refuses those its
+    back-end does not declare.
+    """
+    from .backends import available_backends, get_backend
+
+    declared: dict[str, list] = {}
+    for name in available_backends():
+        try:
+            backend = get_backend(name)
+        except ImportError:  # a registered module that cannot be imported: it fails when used
+            continue
+        for option in backend.options:
+            if option.cli:
+                declared.setdefault(option.name, []).append((name, option))
+    group = parser.add_argument_group(
+        "back-end options", "each for the back-ends it names; run() refuses an option its back-end lacks")
+    for name, users in sorted(declared.items(), key=lambda item: item[0] not in _SHORT_FLAGS):
+        option = users[0][1]
+        by_help: dict[str, list[str]] = {}
+        for backend, o in users:
+            by_help.setdefault(o.help, []).append(backend)
+        text = "; ".join(f"{', '.join(backends)}: {h}" for h, backends in by_help.items())
+        flags = [f"--{name.replace('_', '-')}"]
+        if name in _SHORT_FLAGS:
+            flags.insert(0, _SHORT_FLAGS[name])
+        kwargs = dict(dest=_OPTION + name, default=argparse.SUPPRESS, help=text.replace("%", "%%"))
+        try:
+            if option.type is bool:
+                group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
+            else:
+                group.add_argument(*flags, type=option.type, metavar=name.upper(), **kwargs)
+        except argparse.ArgumentError:
+            # A plug-in's option named like one of run's own flags (--backend, --quiet...): no flag,
+            # rather than no command line at all; it stays an option of run() in Python.
+            continue
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` and run the command; a user's mistake ends with a message on stderr, no traceback."""
     args = _parser().parse_args(argv)
@@ -145,19 +182,15 @@ def _command(args: argparse.Namespace) -> None:
     if args.command == "run":
         from .backends import WorkflowError, run
 
-        # Only the options given, so that each back-end gets just those it knows.
-        options = {k: v for k, v in (("n_jobs", args.n_jobs), ("scheduler_address", args.scheduler_address),
-                                     ("resource_id", args.resource_id), ("login", args.login),
-                                     ("max_jobs", args.max_jobs), ("scheduler", args.scheduler)) if v is not None}
+        # Only the options given (absent flags are not in the namespace): run() checks them.
+        options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
         try:
             report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
                          **options)
-        except (WorkflowError, FileNotFoundError, ValueError, ImportError, ConnectionError) as e:
+        except WorkflowError as e:
             sys.exit(str(e))
-        except TypeError as e:  # an option of another back-end
-            if "unexpected keyword argument" not in str(e):
-                raise
-            sys.exit(f"mempamal run: the {args.backend} back-end does not take that option: {e}")
+        except ConnectionError as e:
+            sys.exit(f"mempamal: error: {e}")
         print(f"mempamal: {report.summary()}")
         return
     if args.command == "export":

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,6 +24,15 @@ from .layout import EXPERIMENT, FOLDS, GENERATED, PERMUTATIONS, WORKFLOW, permut
 from .scoring import describe_scoring
 
 FORMAT = "mempamal/experiment-1"
+
+
+class _Validated(NamedTuple):
+    """What validating an Experiment's attributes yields, as experiment.json stores it."""
+
+    estimator: dict
+    scoring: dict
+    refit: Any
+    candidates: list[dict] | None  # a grid's, encoded; None without a grid (distributions sample at write)
 
 
 class Experiment:
@@ -95,14 +105,19 @@ class Experiment:
 
     # -- validation -------------------------------------------------------------------
 
-    def _validate(self) -> None:
+    def _validate(self) -> _Validated:
+        """Check the current attributes and encode them; nothing is cached on ``self``.
+
+        :meth:`write` calls it again, so that an attribute set after construction
+        takes effect, or is refused with the constructor's message.
+        """
         est = self.estimator
         if isinstance(est, type) or not hasattr(est, "get_params") or not hasattr(est, "fit"):
             raise TypeError(
                 f"estimator: expected an estimator instance with get_params and fit, got {est!r}"
             )
-        self._encoded_estimator = encode(est)
-        self._scorers, self._refit_metric = describe_scoring(self.scoring, self.refit)
+        encoded_estimator = encode(est)
+        scorers, refit_metric = describe_scoring(self.scoring, self.refit)
         if self.param_grid is not None and self.param_distributions is not None:
             raise ValueError("param_grid and param_distributions: give one or the other, not both")
         if not (self.error_score == "raise" or isinstance(self.error_score, numbers.Number)):
@@ -130,11 +145,13 @@ class Experiment:
         if not isinstance(self.per_target, bool):
             raise ValueError(f"per_target: expected True or False, got {self.per_target!r}")
         search = self.param_grid if self.param_grid is not None else self.param_distributions
+        candidates = None
         if search is not None:
             self._check_search_space(search)
             if self.param_distributions is None:
                 # A grid is known now: encode it now, so a bad value fails here, not at write().
-                self._encoded_candidates = self._encode_candidates(self._candidates())
+                candidates = self._encode_candidates(self._candidates())
+        return _Validated(encoded_estimator, scorers, refit_metric, candidates)
 
     def _check_search_space(self, space) -> None:
         name = "param_grid" if self.param_grid is not None else "param_distributions"
@@ -209,6 +226,8 @@ class Experiment:
         from .permutations import default_chunk_size
         from .workflow import build_workflow, save_workflow
 
+        # From the attributes as they are now: one set since construction is checked and used.
+        checked = self._validate()
         workdir = Path(workdir)
         X, y, groups = _check_data(X, y, groups)
         _warn_nan_without_imputer(X, self.estimator)
@@ -216,7 +235,7 @@ class Experiment:
         if self.param_distributions is not None:
             encoded_candidates = self._encode_candidates(self._candidates())
         else:
-            encoded_candidates = getattr(self, "_encoded_candidates", None)
+            encoded_candidates = checked.candidates
         if self.per_target and y.ndim != 2:
             raise ValueError(f"per_target=True: expected y of shape (n_samples, n_targets), one analysis per "
                              f"column, got shape {y.shape}; use per_target=False for a single target")
@@ -240,11 +259,11 @@ class Experiment:
         doc = {
             "format": FORMAT,
             "mempamal_version": __version__,
-            "estimator": self._encoded_estimator,
+            "estimator": checked.estimator,
             "estimator_repr": repr(self.estimator),
             "is_classifier": bool(is_classifier(self.estimator)),
-            "scoring": self._scorers,
-            "refit": self._refit_metric,
+            "scoring": checked.scoring,
+            "refit": checked.refit,
             "error_score": encode(self.error_score),
             "search": None if not with_search else ("grid" if self.param_grid is not None else "random"),
             "candidates": encoded_candidates,

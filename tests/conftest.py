@@ -1,4 +1,6 @@
 """Shared test helpers: scikit-learn's own nested cross-validation is the oracle."""
+import os
+
 import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, cross_validate
@@ -36,6 +38,32 @@ def assert_params_equal(a, b):
             assert_params_equal(a[k].get_params(deep=False), b[k].get_params(deep=False))
         else:
             assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), (k, a[k], b[k])
+
+
+def assert_same_results(a, b):
+    """Two Results (or the workdirs holding them) are exactly equal, timings aside: test scores, inner
+    scores, chosen candidates and parameters, and every outer fold's test samples and predictions."""
+    from mempamal import load_results
+
+    a, b = (load_results(r) if isinstance(r, (str, os.PathLike)) else r for r in (a, b))
+    assert a.metrics == b.metrics and a.refit == b.refit
+    for m in a.metrics:
+        np.testing.assert_array_equal(a.test_scores[m], b.test_scores[m], err_msg=f"test_scores[{m!r}]")
+    assert a.inner_scores.keys() == b.inner_scores.keys()
+    for m in a.inner_scores:
+        np.testing.assert_array_equal(a.inner_scores[m], b.inner_scores[m], err_msg=f"inner_scores[{m!r}]")
+    assert a.best_index == b.best_index
+    if a.best_params is None or b.best_params is None:
+        assert a.best_params is b.best_params is None
+    else:
+        assert len(a.best_params) == len(b.best_params)
+        for pa, pb in zip(a.best_params, b.best_params):
+            assert_params_equal(pa, pb)
+    assert len(a.test_predictions) == len(b.test_predictions) == a.n_outer
+    for o in range(a.n_outer):
+        np.testing.assert_array_equal(a.test_indices[o], b.test_indices[o], err_msg=f"test_indices[{o}]")
+        np.testing.assert_array_equal(a.test_predictions[o], b.test_predictions[o],
+                                      err_msg=f"test_predictions[{o}]")
 
 
 @pytest.fixture

@@ -76,9 +76,10 @@ def test_generate_run_status_results_report(tmp_path, capsys):
     main(["generate", str(config), str(workdir)])
     assert "10 tasks" in capsys.readouterr().out
     main(["status", str(workdir)])
-    assert "0 done, 0 running, 10 pending, 0 failed" in capsys.readouterr().out
+    assert "10 tasks: 0 done, 0 running, 10 pending, 0 failed" in capsys.readouterr().out
 
-    assert "10 done" in mempamal("run", workdir, "--quiet").stdout
+    assert mempamal("run", workdir, "--quiet").stdout == (
+        "mempamal: 10 tasks: 10 done, 0 failed, 0 not run, 0 skipped (already complete)\n")
     status = json.loads(cli(capsys, "status", workdir, "--json"))
     assert status["counts"] == {"done": 10, "running": 0, "pending": 0, "failed": 0, "total": 10}
     assert status["finished"]
@@ -115,7 +116,7 @@ def test_status_names_failed_and_running_tasks(tmp_path, capsys):
     (workdir / tasks[1].log).write_text("started, no output yet\n")  # what a running task's log looks like
 
     out = cli(capsys, "status", workdir, status=1)
-    assert "7 tasks: 0 done, 1 running, 5 pending, 1 failed" in out
+    assert ": 7 tasks: 0 done, 1 running, 5 pending, 1 failed" in out
     assert f"failed {tasks[0].name}: sklearn.utils._param_validation.InvalidParameterError" in out
     assert str(workdir / tasks[0].log) in out and tasks[0].shell_command(workdir) in out
     doc = json.loads(cli(capsys, "status", workdir, "--json", status=1))
@@ -167,10 +168,23 @@ def help_text(capsys, *args):
     return capsys.readouterr().out
 
 
+def subcommands(parser):
+    import argparse
+
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
 def test_every_command_explains_its_options(capsys):
+    from mempamal.cli import _parser
+
+    # The help's list of commands (not its epilog): argparse lists a command there only with its help.
     top = help_text(capsys)
-    for command in ("run", "generate", "status", "results", "report", "task"):
-        assert command in top
+    block = top.split("positional arguments:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert block[0].strip() == "COMMAND"
+    listed = [line.split()[0] for line in block[1:]]
+    assert listed == list(subcommands(_parser()))
+    assert {"run", "export", "generate", "status", "results", "report", "task"} <= set(listed)
     expected = {"run": ["--backend", "--n-jobs", "--no-resume", "--quiet"],
                 "generate": ["--overwrite", "--python", "config"],
                 "status": ["--json"], "results": ["--json"], "report": ["--output"]}
@@ -211,3 +225,35 @@ def test_generate_passes_groups(tmp_path, capsys):
     folds = np.load(tmp_path / "w" / "folds.npz")
     tests = [np.unique(np.repeat([0, 1, 2], 4)[folds[k]]) for k in folds.files if "test" in k and "o" in k]
     assert tests and all(len(t) == 1 for t in tests)  # each test fold is one whole group
+
+
+def test_run_flags_come_from_the_back_ends_declarations(capsys):
+    from mempamal.backends import available_backends, get_backend
+    from mempamal.cli import _parser
+
+    run_parser = subcommands(_parser())["run"]
+    flags = {a.dest.removeprefix("backend option "): a for a in run_parser._actions
+             if a.dest.startswith("backend option ")}
+    declared = {o.name: [] for b in available_backends() for o in get_backend(b).options}
+    for b in available_backends():
+        for o in get_backend(b).options:
+            declared[o.name].append((b, o))
+    # One flag per option a back-end can take from a command line, however many back-ends take it.
+    assert set(flags) == {name for name, users in declared.items() if any(o.cli for _, o in users)}
+    assert {"client", "slurm", "config", "password", "max_jobs"}.isdisjoint(flags)  # Python-only
+    assert flags["n_jobs"].option_strings == ["-j", "--n-jobs"]
+    assert flags["n_jobs"].type is int
+    assert all(f"{b}: " in flags["n_jobs"].help for b in ("local", "dask", "soma-workflow"))
+    assert flags["scheduler_address"].help.startswith("dask: ")
+    text = help_text(capsys, "run")
+    for name in flags:
+        assert f"--{name.replace('_', '-')}" in text
+
+
+def test_run_refuses_an_option_of_another_back_end(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    workdir = Experiment(LogisticRegression(), cv=2).write(X, y, tmp_path / "run")
+    message = user_error("run", workdir, "--scheduler-address", "tcp://127.0.0.1:1")
+    assert message == ("mempamal: error: backend 'local' has no option 'scheduler_address'; "
+                       "its options: n_jobs, threads_per_task")
+    assert not (workdir / "logs").exists()  # refused before anything ran

@@ -94,6 +94,48 @@ def test_no_grid_is_cross_validate(workdir):
     assert len(load_workflow(workdir).tasks) == 6
 
 
+def test_attributes_set_after_construction_take_effect(tmp_path):
+    X, y, pipe, grid = iris_case()
+    outer = StratifiedKFold(3, shuffle=True, random_state=0)
+    exp = Experiment(pipe, cv=outer, param_grid=grid, inner_cv=3, scoring="f1_weighted")
+
+    exp.param_grid = None  # no search any more: a plain cross-validation, no map task, no candidate
+    workdir = exp.write(X, y, tmp_path / "plain")
+    assert [t.stage for t in load_workflow(workdir).tasks] == ["refit"] * 3 + ["gather"]
+    doc = json.loads((workdir / "experiment.json").read_text())
+    assert doc["search"] is None and doc["candidates"] is None and doc["n_candidates"] == 0
+    run(workdir, progress=False)
+    res = load_results(workdir)
+    assert_same_as_sklearn(res, cross_validate(pipe, X, y, cv=outer, scoring="f1_weighted"), ["f1_weighted"])
+    assert res.best_params is None
+
+    exp.scoring = "accuracy"
+    workdir = exp.write(X, y, tmp_path / "accuracy")
+    run(workdir, progress=False)
+    res = load_results(workdir)
+    assert res.metrics == ["accuracy"]
+    assert_same_as_sklearn(res, cross_validate(pipe, X, y, cv=outer, scoring="accuracy"), ["accuracy"])
+
+
+@pytest.mark.parametrize("attribute, value", [
+    ("param_grid", {"logit__c": [1.0]}),
+    ("scoring", "no_such_metric"),
+    ("grid_chunk_size", 0),
+    ("estimator", LogisticRegression),
+])
+def test_bad_attribute_set_after_construction_is_refused_as_at_construction(tmp_path, attribute, value):
+    X, y, pipe, grid = iris_case()
+    arguments = dict(estimator=pipe, cv=3, param_grid=grid, inner_cv=3)
+    with pytest.raises((ValueError, TypeError)) as at_construction:
+        Experiment(**{**arguments, attribute: value})
+    exp = Experiment(**arguments)
+    setattr(exp, attribute, value)
+    with pytest.raises(type(at_construction.value)) as at_write:
+        exp.write(X, y, tmp_path / "run")
+    assert str(at_write.value) == str(at_construction.value)
+    assert not (tmp_path / "run").exists()
+
+
 def test_multi_target_regression_default_score(workdir):
     X, y = make_regression(80, 6, n_targets=3, noise=1.0, random_state=0)
     grid = {"alpha": [0.1, 1.0, 10.0]}
@@ -198,7 +240,8 @@ def test_cli_run_and_results(workdir):
     Experiment(pipe, cv=3, param_grid=grid, inner_cv=3, scoring="accuracy").write(X, y, workdir)
     out = subprocess.run([sys.executable, "-m", "mempamal", "run", str(workdir), "-j", "2"],
                          capture_output=True, text=True, check=True).stdout
-    assert "0 failed" in out
+    n = len(load_workflow(workdir).tasks)
+    assert out.splitlines()[-1] == f"mempamal: {n} tasks: {n} done, 0 failed, 0 not run, 0 skipped (already complete)"
     out = subprocess.run([sys.executable, "-m", "mempamal", "results", str(workdir)],
                          capture_output=True, text=True, check=True).stdout
     assert "accuracy" in out and "logit__C" in out

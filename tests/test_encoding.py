@@ -262,8 +262,13 @@ def test_grid_value_paths_use_the_caller_prefix():
 
 
 def test_encoded_docs_are_strict_json():
-    doc = encode({"x": [float("nan"), np.float64("inf"), np.array([np.nan])], "est": _pipe()})
-    json.dumps(doc, allow_nan=False)
+    value = {"x": [float("nan"), np.float64("-inf"), np.array([np.nan, np.inf])], "est": _pipe()}
+    text = json.dumps(encode(value), allow_nan=False)  # raises on a NaN or infinity left as a float
+
+    def not_json(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    assert_same(decode(json.loads(text, parse_constant=not_json)), value)  # strict, and nothing is lost
 
 
 # --------------------------------------------------------------------------- scorers

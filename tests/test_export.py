@@ -13,7 +13,7 @@ from mempamal.backends.soma_workflow import _end_light_mode_scheduler
 from mempamal.export import EXPORTERS, export
 from mempamal.workflow import load_workflow
 
-from test_soma_workflow import assert_same_results
+from conftest import assert_same_results
 
 
 def write_iris(workdir):

@@ -87,6 +87,7 @@ class Evil:
 
 @pytest.mark.parametrize("where, path, params, allow, words", [
     ("estimator", "os.system", {"command": "touch PWNED"}, [], "'os' is never allowed"),
+    ("estimator", "os.system", {"command": "touch PWNED"}, ["os"], "'os' is never allowed"),
     ("estimator", "subprocess.Popen", {"args": ["touch", "PWNED"]}, ["subprocess"], "'subprocess' is never allowed"),
     ("estimator", "builtins.eval", {"source": "open('PWNED', 'w')"}, [], "'builtins' is never allowed"),
     ("candidate", "builtins.eval", None, ["builtins"], "'builtins' is never allowed"),
@@ -114,6 +115,27 @@ def test_tampered_experiment_is_refused_by_the_task_command(tmp_path, where, pat
     leftovers = {p.name for p in tmp_path.rglob("*")} & {"PWNED", "IMPORTED", "CALLED"}
     assert not leftovers
     assert not (workdir / "maps").exists()
+
+
+def test_packages_listed_in_experiment_json_are_trusted(tmp_path):
+    """The allow-list is experiment.json's own ``packages`` (README: review it): a package added there
+    is imported by the task command; only the default packages' and the never-allowed modules' rules
+    remain. The task then fails only because Evil is not an estimator."""
+    X, y = make_regression(30, 3, random_state=0)
+    workdir = small_experiment().write(X, y, tmp_path / "run")
+    (tmp_path / "evilpkg").mkdir()
+    (tmp_path / "evilpkg" / "__init__.py").write_text(EVIL)
+    doc = json.loads((workdir / "experiment.json").read_text())
+    doc["estimator"] = {"__estimator__": "evilpkg.Evil", "params": {}}
+    doc["packages"] += ["evilpkg"]
+    (workdir / "experiment.json").write_text(json.dumps(doc))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    proc = subprocess.run([sys.executable, "-m", "mempamal", "task", "refit", ".", "--outer", "0"],
+                          cwd=workdir, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert proc.stderr == "mempamal: experiment.json: 'evilpkg.Evil' is not an estimator class\n"
+    assert (workdir / "IMPORTED").exists()  # listed, hence trusted: imported
+    assert not (workdir / "CALLED").exists()
 
 
 EVIL_DIR = "runs/it's a $(touch PWNED) dir"

@@ -20,8 +20,9 @@ from sklearn.preprocessing import StandardScaler
 from mempamal import Experiment, load_results, run
 from mempamal.backends import WorkflowError, available_backends
 from mempamal.backends.soma_workflow import SomaWorkflowBackend, _end_light_mode_scheduler, to_soma_workflow
-from mempamal.files import load_arrays, read_json
 from mempamal.workflow import load_workflow, thread_limits
+
+from conftest import assert_same_results
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -34,18 +35,6 @@ def write_iris_nested(workdir):
                inner_cv=StratifiedKFold(2), scoring="f1_weighted").write(X, y, workdir)
 
 
-def assert_same_results(a, b):
-    """Two workdirs' results are identical, bit for bit, timings aside."""
-    _, arrays_a = load_arrays(Path(a) / "results.npz")
-    _, arrays_b = load_arrays(Path(b) / "results.npz")
-    assert arrays_a.keys() == arrays_b.keys()
-    for key in arrays_a:
-        if "time" not in key:
-            np.testing.assert_array_equal(arrays_a[key], arrays_b[key], err_msg=key)
-    doc_a, doc_b = read_json(Path(a) / "results.json"), read_json(Path(b) / "results.json")
-    assert {k: v for k, v in doc_a.items() if "time" not in k} == {k: v for k, v in doc_b.items() if "time" not in k}
-
-
 def soma_threads():
     """Threads of Soma-Workflow's light mode (its engine, its local scheduler) still alive."""
     return [t for t in threading.enumerate()
@@ -54,16 +43,16 @@ def soma_threads():
 
 def test_registered_and_options_validated():
     assert "soma-workflow" in available_backends()
-    for bad in (dict(max_jobs=0), dict(max_jobs=1.5), dict(threads_per_task=-1), dict(poll_interval=0)):
+    for bad in (dict(n_jobs=0), dict(n_jobs=1.5), dict(threads_per_task=-1), dict(poll_interval=0)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             SomaWorkflowBackend(**bad)
 
 
-def test_max_jobs_sets_the_light_mode_scheduler_and_threads(tmp_path, monkeypatch):
+def test_n_jobs_sets_the_light_mode_scheduler_and_threads(tmp_path, monkeypatch):
     from soma_workflow.configuration import cpu_count
 
     monkeypatch.delenv("SOMA_WORKFLOW_CONFIG", raising=False)
-    backend = SomaWorkflowBackend(isolated_light_mode=tmp_path / "soma-workflow", max_jobs=1)
+    backend = SomaWorkflowBackend(isolated_light_mode=tmp_path / "soma-workflow", n_jobs=1)
     controller = backend._connect()
     try:
         assert backend._configure(controller, tmp_path) == cpu_count()  # one job: every core's threads
@@ -113,7 +102,7 @@ def test_nested_iris_equals_local_backend_and_resumes(tmp_path, monkeypatch):
     write_iris_nested(local_dir)
     run(local_dir, backend="local", n_jobs=2, progress=False)
 
-    report = run(soma_dir, backend="soma-workflow", isolated_light_mode=isolated, max_jobs=2, progress=False)
+    report = run(soma_dir, backend="soma-workflow", isolated_light_mode=isolated, n_jobs=2, progress=False)
     assert len(report.names("done")) == 7
     assert_same_results(soma_dir, local_dir)
     assert (soma_dir / "logs" / "gather.out").exists() and (soma_dir / "logs" / "gather.log").exists()
@@ -124,11 +113,11 @@ def test_nested_iris_equals_local_backend_and_resumes(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     out = subprocess.run([sys.executable, "-m", "mempamal", "run", str(soma_dir), "--backend", "soma-workflow",
-                          "--max-jobs", "1", "-q"], capture_output=True, text=True, env=dict(os.environ, HOME=str(home)))
+                          "-j", "1", "-q"], capture_output=True, text=True, env=dict(os.environ, HOME=str(home)))
     assert out.returncode == 0, out.stderr
-    assert "2 done, 0 failed, 0 not run, 5 skipped" in out.stdout
+    assert out.stdout == "mempamal: 7 tasks: 2 done, 0 failed, 0 not run, 5 skipped (already complete)\n"
     assert_same_results(soma_dir, local_dir)
-    # max_jobs changed the scheduler of this run only, not the user's configuration.
+    # n_jobs changed the scheduler of this run only, not the user's configuration.
     assert not (home / ".soma-workflow-scheduler.cfg").exists()
 
     # Nothing left behind: no engine thread, no job process, no workflow in Soma-Workflow's database.

@@ -9,7 +9,7 @@ import importlib
 import os
 from pathlib import Path
 
-from .base import DONE, FAILED, NOT_RUN, Backend, RunReport, TaskOutcome, WorkflowError
+from .base import DONE, FAILED, NOT_RUN, Backend, Option, RunReport, TaskOutcome, WorkflowError
 
 _BACKENDS: dict[str, str] = {
     "local": "mempamal.backends.local:LocalBackend",
@@ -19,7 +19,19 @@ _BACKENDS: dict[str, str] = {
 
 
 def register_backend(name: str, path: str) -> None:
-    """Register a back-end class by its ``"module:Class"`` path."""
+    """Register a back-end by name.
+
+    Parameters
+    ----------
+    name : str
+        The name that :func:`run` and ``mempamal run --backend`` take.
+    path : str
+        ``"module:Class"``, a :class:`Backend` subclass imported when first used;
+        its ``options`` become flags of ``mempamal run``.
+    """
+    module, colon, cls = path.partition(":")
+    if not colon or not module or not cls:
+        raise ValueError(f"path: expected 'module:Class', got {path!r}")
     _BACKENDS[name] = path
 
 
@@ -28,11 +40,30 @@ def available_backends() -> list[str]:
 
 
 def get_backend(name: str) -> type[Backend]:
+    """The back-end class registered as ``name`` (its module imported now)."""
     try:
         module, _, cls = _BACKENDS[name].partition(":")
     except KeyError:
         raise ValueError(f"backend: unknown back-end {name!r}; choose one of {available_backends()}") from None
     return getattr(importlib.import_module(module), cls)
+
+
+def create_backend(name: str, **options) -> Backend:
+    """The back-end ``name`` built with ``options``, each checked against its declaration first.
+
+    Raises
+    ------
+    ValueError
+        For an unknown back-end, or an option the back-end does not declare (named, with the
+        ones it takes) before its constructor runs.
+    """
+    cls = get_backend(name)
+    known = [o.name for o in cls.options]
+    for option in options:
+        if option not in known:
+            raise ValueError(f"backend {name!r} has no option {option!r}; its options: "
+                             f"{', '.join(known) or 'none'}")
+    return cls(**options)
 
 
 def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = True, progress: bool = True,
@@ -52,7 +83,8 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     progress : bool, default=True
         Show a progress bar (done / failed / total) while the tasks run.
     **options
-        The back-end's own options, e.g. ``n_jobs`` for "local".
+        The back-end's own options, as its class declares them in ``options``
+        (e.g. ``n_jobs``, the tasks at once, for every built-in back-end).
 
     Returns
     -------
@@ -60,6 +92,8 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
 
     Raises
     ------
+    ValueError
+        For an option the back-end does not declare, before anything runs.
     WorkflowError
         When a task failed; the message names each failed task, its command and log.
     """
@@ -68,7 +102,7 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
 
     workdir = Path(workdir).resolve()
     workflow = load_workflow(workdir)
-    executor = get_backend(backend)(**options)
+    executor = create_backend(backend, **options)
     fingerprint = experiment_fingerprint(workdir)
     if fingerprint is None:
         raise FileNotFoundError(f"{workdir / EXPERIMENT}: missing or unreadable; write the "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from ..progress import Progress
 from ..workflow import Task, Workflow
@@ -59,16 +60,47 @@ class WorkflowError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
+@dataclass(frozen=True)
+class Option:
+    """One keyword argument of a back-end's constructor, declared once.
+
+    :func:`mempamal.run` refuses an option its back-end does not declare, and
+    ``mempamal run`` makes a flag of each option with ``cli=True``.
+
+    Parameters
+    ----------
+    name : str
+        The constructor's keyword, e.g. ``"n_jobs"``; its flag is ``--n-jobs``.
+    type : callable
+        What the flag's string becomes (``int``, ``float``, ``str``; ``bool``
+        makes ``--name`` / ``--no-name``). The constructor checks values itself.
+    help : str
+        One line for ``mempamal run --help``.
+    default : object, default=None
+        The constructor's default.
+    cli : bool, default=True
+        False for a Python-only option (an object, a dict, a secret): no flag.
+    """
+
+    name: str
+    type: Callable[[str], Any]
+    help: str
+    default: Any = None
+    cli: bool = True
+
+
 class Backend(abc.ABC):
     """Executes tasks of a workflow, dependencies first.
 
     Implementations must run a task only once its dependencies (among the
     given tasks) are DONE, must go on with independent tasks when one fails,
     must call ``progress.update(status)`` once per task as it ends, and must
-    return an outcome for every task given.
+    return an outcome for every task given. They declare their constructor's
+    keyword arguments in ``options``; "how many tasks at once" is ``n_jobs``.
     """
 
     name: str = ""
+    options: tuple[Option, ...] = ()
 
     @abc.abstractmethod
     def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task],

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..progress import Progress
 from ..layout import LOG_DIR, WORKFLOW, TaskId
 from ..workflow import Task, Workflow, thread_limits
-from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
+from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
 
 _INSTALL_HINT = "the dask back-end needs Dask's distributed scheduler: pip install mempamal[dask]"
 
@@ -100,6 +100,14 @@ class DaskBackend(Backend):
     """
 
     name = "dask"
+    options = (
+        Option("scheduler_address", str, "the scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786"),
+        Option("client", object, "a distributed.Client of any Dask cluster, left open", cli=False),
+        Option("n_jobs", int, "the worker processes of the LocalCluster it starts (default: all cores)"),
+        Option("threads_per_task", int, "BLAS/OpenMP threads of each task (default: the cores divided by the "
+                                        "LocalCluster's workers; the workers' own on other clusters)"),
+        Option("slurm", dict, "SLURMCluster keyword arguments and 'jobs': workers as SLURM jobs", cli=False),
+    )
 
     def __init__(self, scheduler_address: str | None = None, client=None, n_jobs: int | None = None,
                  threads_per_task: int | None = None, slurm: dict | None = None) -> None:

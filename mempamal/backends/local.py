@@ -12,7 +12,7 @@ from pathlib import Path
 from ..progress import Progress
 from ..layout import TaskId
 from ..workflow import Task, Workflow, thread_limits
-from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
+from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
 
 
 def _warm_up() -> None:
@@ -64,6 +64,11 @@ class LocalBackend(Backend):
     """
 
     name = "local"
+    options = (
+        Option("n_jobs", int, "tasks at once; -1 all cores, -2 all but one (default: 1)", default=1),
+        Option("threads_per_task", int, "BLAS/OpenMP threads of each task (default: the cores divided by "
+                                        "the tasks at once)"),
+    )
 
     def __init__(self, n_jobs: int = 1, threads_per_task: int | None = None) -> None:
         from joblib import cpu_count

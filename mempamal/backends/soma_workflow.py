@@ -21,7 +21,7 @@ from pathlib import Path
 from ..progress import Progress
 from ..layout import LOG_DIR
 from ..workflow import Task, Workflow, thread_limits
-from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
+from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
 
 STDERR_TAIL = 20  # lines of a failed job's stderr in its error report
 
@@ -97,9 +97,12 @@ class SomaWorkflowBackend(Backend):
     isolated_light_mode : str or True, default=None
         Light mode with its database in this directory instead of
         ``~/.soma-workflow`` (True: a temporary one), as in WorkflowController.
-    max_jobs : int, default=None
+    n_jobs : int, default=None
         Jobs running at once, in light mode (the local scheduler's processor
-        count); default: Soma-Workflow's (the cores of this machine).
+        count); -1 all cores, -2 all but one (as joblib counts); default:
+        Soma-Workflow's (the cores of this machine).
+    max_jobs : int, default=None
+        Deprecated alias of ``n_jobs`` (the name of every back-end), with a FutureWarning.
     threads_per_task : int, default=None
         BLAS/OpenMP threads each job may use (``OMP_NUM_THREADS``,
         ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``... in its environment,
@@ -125,15 +128,48 @@ class SomaWorkflowBackend(Backend):
     """
 
     name = "soma-workflow"
+    options = (
+        Option("resource_id", str, "a resource of ~/.soma-workflow.cfg (default: light mode on this machine)"),
+        Option("login", str, "the login on a remote resource"),
+        Option("password", str, "the password of a remote resource", cli=False),  # not in shell history
+        Option("config", object, "a soma_workflow.configuration.Configuration", cli=False),
+        Option("rsa_key_pass", str, "the passphrase of the RSA key of a remote resource", cli=False),
+        Option("isolated_light_mode", str, "light mode with its database in this directory"),
+        Option("n_jobs", int, "jobs at once in light mode; -1 all cores (default: the cores)"),
+        Option("max_jobs", int, "deprecated alias of n_jobs", cli=False),
+        Option("threads_per_task", int, "BLAS/OpenMP threads of each job (default in light mode: the cores "
+                                        "divided by the jobs at once)"),
+        Option("queue", str, "the resource's queue to submit to"),
+        Option("scheduler", str, "light mode submitting to this machine's batch scheduler, e.g. slurm "
+                                 "(each task an sbatch job)"),
+        Option("sacct_wrapper", bool, "with SLURM, a sacct asking for workdir instead of stdout "
+                                      "(default: when sacct is older than 23.02)"),
+        Option("poll_interval", float, "seconds between two status requests", default=0.5),
+    )
 
     def __init__(self, resource_id: str | None = None, *, login: str | None = None, password: str | None = None,
                  config=None, rsa_key_pass: str | None = None, isolated_light_mode: str | os.PathLike | bool | None = None,
-                 max_jobs: int | None = None, threads_per_task: int | None = None, queue: str | None = None,
-                 scheduler: str | None = None, sacct_wrapper: bool | None = None,
+                 n_jobs: int | None = None, max_jobs: int | None = None, threads_per_task: int | None = None,
+                 queue: str | None = None, scheduler: str | None = None, sacct_wrapper: bool | None = None,
                  poll_interval: float = 0.5) -> None:
-        for option, value in (("max_jobs", max_jobs), ("threads_per_task", threads_per_task)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{option}: expected a positive int or None, got {value!r}")
+        if max_jobs is not None:
+            import warnings
+
+            if n_jobs is not None:
+                raise ValueError("max_jobs: the former name of n_jobs; give n_jobs only")
+            warnings.warn("max_jobs: renamed n_jobs, the name of every back-end for the tasks at once; "
+                          "max_jobs will be removed", FutureWarning, stacklevel=2)
+            n_jobs = max_jobs
+        if n_jobs is not None:
+            if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0:
+                raise ValueError(f"n_jobs: expected a non-zero int or None, got {n_jobs!r}")
+            if n_jobs < 0:
+                from joblib import cpu_count
+
+                n_jobs = max(cpu_count() + 1 + n_jobs, 1)
+        if threads_per_task is not None and (not isinstance(threads_per_task, int)
+                                             or isinstance(threads_per_task, bool) or threads_per_task < 1):
+            raise ValueError(f"threads_per_task: expected a positive int or None, got {threads_per_task!r}")
         if not poll_interval > 0:
             raise ValueError(f"poll_interval: expected a positive number of seconds, got {poll_interval!r}")
         if isinstance(isolated_light_mode, os.PathLike):
@@ -155,7 +191,7 @@ class SomaWorkflowBackend(Backend):
         self.sacct_wrapper = sacct_wrapper
         self.controller_options = dict(resource_id=resource_id, login=login, password=password, config=config,
                                        rsa_key_pass=rsa_key_pass, isolated_light_mode=isolated_light_mode)
-        self.max_jobs = max_jobs
+        self.n_jobs = n_jobs
         self.threads_per_task = threads_per_task
         self.queue = queue
         self.poll_interval = poll_interval
@@ -229,28 +265,28 @@ class SomaWorkflowBackend(Backend):
             os.environ["PATH"] = os.pathsep.join([str(wrapper.parent), os.environ.get("PATH", "")])
 
     def _configure(self, controller, scratch: Path) -> int | None:
-        """Apply max_jobs to a light-mode scheduler; return the threads per job."""
+        """Apply n_jobs to a light-mode scheduler; return the threads per job."""
         from soma_workflow.configuration import LOCAL_SCHEDULER, LocalSchedulerCfg, cpu_count
 
         scheduler = controller.scheduler_config
         # Light mode may also drive a cluster's scheduler (SLURM...): only its local one runs jobs here.
         local = controller.get_scheduler_type() == LOCAL_SCHEDULER and isinstance(scheduler, LocalSchedulerCfg)
         if not local:
-            if self.max_jobs is not None:
+            if self.n_jobs is not None:
                 raise ValueError(
-                    f"max_jobs: only for Soma-Workflow's light mode on this machine, not for resource "
+                    f"n_jobs: only for Soma-Workflow's light mode on this machine, not for resource "
                     f"{self.controller_options['resource_id']!r}; limit running jobs in its configuration instead")
             return self.threads_per_task
-        if self.max_jobs is not None:
+        if self.n_jobs is not None:
             # The scheduler saves each change to its configuration file (by default the user's
             # ~/.soma-workflow-scheduler.cfg): make that a throw-away file of this run.
             scheduler._config_path = str(scratch / "soma-workflow-scheduler.cfg")
-            scheduler.set_proc_nb(self.max_jobs)
+            scheduler.set_proc_nb(self.n_jobs)
             # max_proc_nb 0 would start extra jobs whenever the CPUs look idle.
-            scheduler.set_max_proc_nb(self.max_jobs)
+            scheduler.set_max_proc_nb(self.n_jobs)
         if self.threads_per_task is not None:
             return self.threads_per_task
-        jobs_at_once = self.max_jobs or scheduler.get_proc_nb() or cpu_count()
+        jobs_at_once = self.n_jobs or scheduler.get_proc_nb() or cpu_count()
         return max(cpu_count() // jobs_at_once, 1)
 
     def _wait(self, controller, workflow_id, workdir: Path, workflow: Workflow, tasks: list[Task],

@@ -80,7 +80,7 @@ def test_generate_run_status_results_report(tmp_path, capsys):
 
     assert "10 done" in mempamal("run", workdir, "--quiet").stdout
     status = json.loads(cli(capsys, "status", workdir, "--json"))
-    assert status["counts"] == {"done": 10, "running": 0, "pending": 0, "failed": 0, "total": 10}
+    assert status["counts"] == {"done": 10, "running": 0, "pending": 0, "failed": 0, "lost": 0, "total": 10}
     assert status["finished"]
 
     table = cli(capsys, "results", workdir)

@@ -162,6 +162,18 @@ def test_lock_of_another_host_is_refused_with_the_file_to_delete(tmp_path):
     assert not (workdir / "maps").exists()
 
 
+def test_lock_is_released_on_ctrl_c(held):
+    lock = held.workdir / "run.lock"
+    assert json.loads(lock.read_text())["pid"] == held.proc.pid
+    os.kill(held.proc.pid, signal.SIGINT)  # KeyboardInterrupt in the run, its worker still held
+    deadline = time.monotonic() + 60
+    while lock.exists():
+        assert time.monotonic() < deadline, "the interrupted run kept its lock"
+        time.sleep(0.05)
+    code, _, err = held.release()
+    assert code != 0 and "KeyboardInterrupt" in err
+
+
 def test_lock_is_released_when_the_run_fails(tmp_path):
     X, y = make_regression(30, 3, random_state=0)
     workdir = tmp_path / "run"

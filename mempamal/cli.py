@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="recompute every task, even those already complete")
     p.add_argument("-q", "--quiet", dest="progress", action="store_false", help="no progress bar")
     _add_backend_options(p)
+    p.add_argument("--wait", action="store_true",
+                   help="when another run holds the workdir (its run.lock), wait for it to end instead of "
+                        "refusing at once")
 
     from .export import EXPORTERS
 
@@ -63,12 +66,23 @@ def _parser() -> argparse.ArgumentParser:
                         "the cluster's nodes see Python elsewhere")
 
     p = commands.add_parser(
-        "status", help="count done / running / pending / failed tasks",
-        description="Count the tasks of WORKDIR that are done, running, pending or failed, read from their "
-                    "outputs and logs (works during a run in another process, with any back-end), and name "
-                    "each failed task with its error, log and command. Exits with status 1 if a task failed.")
+        "status", help="count done / running / pending / failed / lost tasks",
+        description="Count the tasks of WORKDIR that are done, running, pending, failed or lost (their process "
+                    "died without a word: killed, out of memory), read from their outputs, logs and running "
+                    "records (works during a run in another process, with any back-end), and name each failed "
+                    "or lost task with its log and command. Exits with status 1 if a task failed or was lost.")
     p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead")
+
+    p = commands.add_parser(
+        "verify", help="check that the data, folds and experiment.json are as written",
+        description="Recompute the SHA-256 of the data, folds and experiment.json of WORKDIR and compare them "
+                    "with manifest.json, written with them: each file is ok, changed or missing. Exits with "
+                    "status 1 unless all are ok (or without a manifest: a workdir of an older mempamal).")
+    p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
+    p.add_argument("--update", action="store_true",
+                   help="record the new size and time of files whose content is unchanged (after a touch, or "
+                        "a copy that did not keep times), so that `mempamal run` accepts them again")
 
     p = commands.add_parser(
         "results", help="print the summary of a finished workdir",
@@ -184,9 +198,14 @@ def _command(args: argparse.Namespace) -> None:
 
         # Only the options given (absent flags are not in the namespace): run() checks them.
         options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
+        from .lock import LockError
+        from .manifest import DataChangedError
+
         try:
             report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
-                         **options)
+                         wait=args.wait, **options)
+        except (LockError, DataChangedError) as e:
+            sys.exit(f"mempamal: {e}")
         except WorkflowError as e:
             sys.exit(str(e))
         except ConnectionError as e:
@@ -214,11 +233,23 @@ def _command(args: argparse.Namespace) -> None:
         print(f"mempamal: wrote {workdir} ({n} tasks); run it with: mempamal run {workdir}")
         return
     if args.command == "status":
-        from .status import FAILED, workflow_status
+        from .status import FAILED, LOST, workflow_status
 
         status = workflow_status(args.workdir)
         print(json.dumps(status.to_dict(), indent=1) if args.json else status)
-        if status.names(FAILED):
+        if status.names(FAILED) or status.names(LOST):
+            sys.exit(1)
+        return
+    if args.command == "verify":
+        from .files import InputFileError
+        from .manifest import verify
+
+        try:
+            verification = verify(args.workdir, update=args.update)
+        except InputFileError as e:  # an unreadable manifest
+            sys.exit(f"mempamal: {e}")
+        print(verification)
+        if not verification.ok:
             sys.exit(1)
         return
     if args.command == "results":

@@ -21,6 +21,7 @@ from . import __version__
 from .encoding import encode, packages_of
 from .files import write_json
 from .layout import EXPERIMENT, FOLDS, GENERATED, PERMUTATIONS, WORKFLOW, permuted_folds
+from .manifest import write_manifest
 from .scoring import describe_scoring
 
 FORMAT = "mempamal/experiment-1"
@@ -289,14 +290,19 @@ class Experiment:
                                           [fold_arrays] + [arrays for _, arrays in sorted(permuted.items())])
 
         previous = _read_previous(workdir)
-        if previous is not None and previous.get("fingerprint") == doc["fingerprint"] and (workdir / WORKFLOW).exists():
+        same = (previous is not None and previous.get("fingerprint") == doc["fingerprint"]
+                and (workdir / WORKFLOW).exists())
+        if same and _inputs_intact(workdir):
             return workdir  # the same experiment: keep its finished outputs
-        if previous is not None and not overwrite:
+        if previous is not None and not same and not overwrite:
             raise FileExistsError(
                 f"{workdir}: holds a different experiment; use another workdir, or "
                 "overwrite=True (--overwrite) to replace it and its results"
             )
-        _clear(workdir)
+        if not same:
+            _clear(workdir)
+        # else: the same experiment, its inputs edited since (or never recorded in a manifest):
+        # write them again, keeping the finished outputs, which match them.
         try:
             workdir.mkdir(parents=True, exist_ok=True)
             probe = workdir / ".mempamal-write-test"
@@ -308,11 +314,15 @@ class Experiment:
 
         doc["data"] = save_data(workdir, X, y, groups)
         save_folds(workdir, fold_arrays)
+        inputs = [f for f in doc["data"].values() if f] + [doc["folds"]]
         if permutations is not None:
             save_array(workdir / PERMUTATIONS, permutations)
             for path, arrays in permuted.items():
                 save_folds(workdir, arrays, path)
+            inputs += [PERMUTATIONS, *permuted]
         write_json(workdir / EXPERIMENT, doc)
+        # After the files it describes: run() refuses inputs edited since.
+        write_manifest(workdir, inputs + [EXPERIMENT])
         # workflow.json last: its presence marks a completely written workdir.
         save_workflow(workdir, build_workflow(doc, python or sys.executable))
         return workdir
@@ -469,6 +479,17 @@ def _read_previous(workdir: Path) -> dict | None:
             return json.load(f)
     except ValueError:
         return {}
+
+
+def _inputs_intact(workdir: Path) -> bool:
+    """Whether the manifest exists and the inputs it lists still have its sizes and times."""
+    from .files import InputFileError
+    from .manifest import quick_changes, read_manifest
+
+    try:
+        return read_manifest(workdir) is not None and not quick_changes(workdir)
+    except InputFileError:  # an unreadable manifest: write the inputs again
+        return False
 
 
 def _clear(workdir: Path) -> None:

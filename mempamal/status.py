@@ -6,6 +6,12 @@ missing, *running* when its log has been started but holds neither, and
 *pending* otherwise. Only files are read, so this works while a run goes on
 in another process, and whatever the back-end (every back-end sends a task's
 output to ``logs/<name>.log``).
+
+While a task runs, its running record (``logs/running/<name>.json``) names its
+host and process; a process killed without a word (the OOM killer, ``kill -9``)
+leaves it behind. An incomplete task whose record names a dead process of this
+host is *lost*; one whose record names another host is running there, as far as
+this host can tell.
 """
 from __future__ import annotations
 
@@ -15,8 +21,8 @@ from pathlib import Path
 
 from .workflow import Workflow, is_complete, load_workflow
 
-DONE, RUNNING, PENDING, FAILED = "done", "running", "pending", "failed"
-STATES = (DONE, RUNNING, PENDING, FAILED)
+DONE, RUNNING, PENDING, FAILED, LOST = "done", "running", "pending", "failed", "lost"
+STATES = (DONE, RUNNING, PENDING, FAILED, LOST)
 _TRACEBACK = "Traceback (most recent call last):"
 _CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 _TAIL = 64 * 1024  # the error is at the end of a log; logs of chatty estimators can be long
@@ -30,9 +36,11 @@ class WorkflowStatus:
     ----------
     workdir : pathlib.Path
     states : dict of str to str
-        Task name to "done", "running", "pending" or "failed", in workflow order.
+        Task name to "done", "running", "pending", "failed" or "lost", in workflow order.
     errors : dict of str to str
         Failed task name to the last line of its error.
+    records : dict of str to dict
+        Running or lost task name to its running record (host, pid, started), when it has one.
     finished : bool
         Whether results.json has been written (the experiment is complete).
     """
@@ -41,6 +49,7 @@ class WorkflowStatus:
     workflow: Workflow
     states: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    records: dict[str, dict] = field(default_factory=dict)
     finished: bool = False
 
     def names(self, state: str) -> list[str]:
@@ -63,16 +72,40 @@ class WorkflowStatus:
                         "command": self.workflow.by_name[n].shell_command(self.workdir)}
                        for n in self.names(FAILED)],
             "running": self.names(RUNNING),
+            "running_elsewhere": self.elsewhere(),
+            "lost": [{"task": n, "host": self.records[n].get("host"), "pid": self.records[n].get("pid"),
+                      "log": str(self.workdir / self.workflow.by_name[n].log),
+                      "command": self.workflow.by_name[n].shell_command(self.workdir)}
+                     for n in self.names(LOST)],
         }
+
+    def elsewhere(self) -> dict[str, str]:
+        """Running task name to its host, for tasks running on another host (not checked from here)."""
+        from .lock import this_host
+
+        here = this_host()
+        return {n: self.records[n].get("host") for n in self.names(RUNNING)
+                if n in self.records and self.records[n].get("host") != here}
 
     def __str__(self) -> str:
         c = self.counts()
         lines = [f"{self.workdir}: {c['total']} tasks: {c[DONE]} done, {c[RUNNING]} running, "
-                 f"{c[PENDING]} pending, {c[FAILED]} failed"
+                 f"{c[PENDING]} pending, {c[FAILED]} failed, {c[LOST]} lost"
                  + ("; results are ready (mempamal results)" if self.finished else "")]
+        hosts: dict[str, int] = {}
+        for host in self.elsewhere().values():
+            hosts[host] = hosts.get(host, 0) + 1
+        for host, n in hosts.items():
+            lines.append(f"- {n} running on {host} (cannot be checked from this host)")
         for name in self.names(FAILED):
             task = self.workflow.by_name[name]
             lines.append(f"- failed {name}: {self.errors[name]}")
+            lines.append(f"  log: {self.workdir / task.log}")
+            lines.append(f"  command: {task.shell_command(self.workdir)}")
+        for name in self.names(LOST):
+            task, record = self.workflow.by_name[name], self.records[name]
+            lines.append(f"- lost {name}: its process (pid {record.get('pid')} on {record.get('host')}) ended "
+                         "without finishing it or reporting an error (killed? out of memory?); run again")
             lines.append(f"  log: {self.workdir / task.log}")
             lines.append(f"  command: {task.shell_command(self.workdir)}")
         return "\n".join(lines)
@@ -96,19 +129,59 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
     workdir = Path(workdir).resolve()
     workflow = load_workflow(workdir)
     status = WorkflowStatus(workdir, workflow, finished=(workdir / RESULTS_JSON).exists())
+    records = running_records(workdir)
     for task in workflow.tasks:
         if is_complete(workdir, task.id):
             status.states[task.name] = DONE
             continue
+        record = records.get(task.name)
+        alive = None if record is None else record_alive(record)
         error = _log_error(workdir / task.log)
-        if error is None:
-            status.states[task.name] = PENDING
+        if record is not None and alive is not False:  # running here (perhaps again), or on another host
+            status.states[task.name] = RUNNING
+            status.records[task.name] = record
         elif error:
             status.states[task.name] = FAILED
             status.errors[task.name] = error
+        elif record is not None:  # its process died without a word
+            status.states[task.name] = LOST
+            status.records[task.name] = record
+        elif error is None:
+            status.states[task.name] = PENDING
         else:
             status.states[task.name] = RUNNING
     return status
+
+
+def running_records(workdir: Path) -> dict[str, dict]:
+    """Task name to its running record, for the tasks that have one (one directory listing)."""
+    from .files import read_json
+    from .layout import RUNNING_DIR
+
+    records = {}
+    try:
+        entries = list(os.scandir(workdir / RUNNING_DIR))
+    except FileNotFoundError:
+        return records
+    for entry in entries:
+        if not entry.name.endswith(".json"):  # skip a temporary file being renamed into place
+            continue
+        try:
+            record = read_json(entry.path)
+        except (OSError, ValueError):  # removed meanwhile (the task ended), or unreadable
+            continue
+        if isinstance(record, dict):
+            records[entry.name[:-len(".json")]] = record
+    return records
+
+
+def record_alive(record: dict) -> bool | None:
+    """Whether the process of a running record is alive: None when it ran on another host."""
+    from .lock import pid_alive, this_host
+
+    if record.get("host") != this_host():
+        return None
+    return pid_alive(record.get("pid"), record.get("pid_start"))
 
 
 def _log_error(log: Path) -> str | None:

@@ -484,12 +484,13 @@ def run_task(workdir: str | os.PathLike, task_id: TaskId, log: str | os.PathLike
 @contextlib.contextmanager
 def _running_record(workdir: Path, task_id: TaskId):
     """Write the task's running record (host, pid, start) for its duration; a killed process leaves it."""
-    import socket
+    from .lock import process_start, this_host
 
     path = workdir / task_id.running_record
     try:
-        write_json(path, {"task": task_id.name, "host": socket.gethostname(), "pid": os.getpid(),
-                          "started": time.time()})
+        # pid_start tells this process from a later one given the same pid.
+        write_json(path, {"task": task_id.name, "host": this_host(), "pid": os.getpid(),
+                          "pid_start": process_start(os.getpid()), "started": time.time()})
     except OSError:  # a read-only or vanished workdir: the task itself will say what is wrong
         pass
     try:

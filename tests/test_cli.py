@@ -81,7 +81,7 @@ def test_generate_run_status_results_report(tmp_path, capsys):
     assert mempamal("run", workdir, "--quiet").stdout == (
         "mempamal: 10 tasks: 10 done, 0 failed, 0 not run, 0 skipped (already complete)\n")
     status = json.loads(cli(capsys, "status", workdir, "--json"))
-    assert status["counts"] == {"done": 10, "running": 0, "pending": 0, "failed": 0, "total": 10}
+    assert status["counts"] == {"done": 10, "running": 0, "pending": 0, "failed": 0, "lost": 0, "total": 10}
     assert status["finished"]
 
     table = cli(capsys, "results", workdir)

@@ -55,10 +55,12 @@ _TAG_KEYS = {  # tag -> the other keys its dict must have
     "__set__": set(), "__frozenset__": set(), "__dict__": set(), "__dtype__": set(),
     "__callable__": set(), "__scalar__": {"value"}, "__ndarray__": {"dtype", "shape"},
     "__estimator__": {"params"}, "__scorer__": {"greater_is_better", "response_method", "kwargs"},
+    "__selector__": {"params"},
 }
-_PATH_TAGS = ("__callable__", "__estimator__", "__scorer__")
+_PATH_TAGS = ("__callable__", "__estimator__", "__scorer__", "__selector__")
 # Keys a tagged dict may have besides those of _TAG_KEYS: metadata requests (set_fit_request...).
-_OPTIONAL_KEYS = {"__estimator__": {"requests"}, "__scorer__": {"requests"}}
+# And set_output's configuration (output): instance state too.
+_OPTIONAL_KEYS = {"__estimator__": {"requests", "output"}, "__scorer__": {"requests"}}
 
 
 # --------------------------------------------------------------------------- encode
@@ -120,6 +122,11 @@ def encode(obj: object, path: str = "") -> object:
         return _encode_scorer(obj, path)
     if hasattr(obj, "get_params"):
         return _encode_estimator(obj, path)
+    compose = sys.modules.get("sklearn.compose")
+    if compose is not None and kind is compose.make_column_selector:  # ColumnTransformer columns by dtype
+        return {"__selector__": _reference(kind, path),
+                "params": {k: encode(getattr(obj, k), f"{path}.{k}") for k in ("pattern", "dtype_include",
+                                                                               "dtype_exclude")}}
     if isinstance(obj, io.IOBase):
         raise EncodingError(f"{_where(path)}: an open file cannot be stored; "
                             "store its path as a str")
@@ -189,6 +196,9 @@ def _encode_estimator(est: object, path: str) -> dict:
     requests = _requests(est, path)
     if requests:
         doc["requests"] = requests
+    output = {k: v for k, v in (vars(est).get("_sklearn_output_config") or {}).items() if v is not None}
+    if output:  # set_output(transform="pandas"): ColumnTransformer and HistGradientBoosting rely on it
+        doc["output"] = {k: encode(v, f"{path}.set_output({k})") for k, v in output.items()}
     return doc
 
 
@@ -381,12 +391,20 @@ def _decode_tagged(tag: str, doc: dict, allowed: frozenset) -> object:
     obj = _resolve(_expect(payload, str, tag), allowed)  # __callable__, __estimator__, __scorer__
     if tag == "__callable__":
         return obj
+    if tag == "__selector__":
+        compose = sys.modules.get("sklearn.compose")
+        if compose is None or obj is not compose.make_column_selector:
+            raise DecodingError(f"{payload!r} is not sklearn.compose.make_column_selector")
+        return obj(**_expect(_decode(doc["params"], allowed), dict, "params"))
     if tag == "__estimator__":
         if not (isinstance(obj, type) and hasattr(obj, "get_params")):
             raise DecodingError(f"{payload!r} is not an estimator class")
         params = _expect(_decode(_expect(doc["params"], dict, "params"), allowed), dict, "params")
         try:
-            return _set_requests(obj(**params), doc.get("requests"))
+            rebuilt = _set_requests(obj(**params), doc.get("requests"))
+            if doc.get("output"):
+                rebuilt.set_output(**_expect(_decode(doc["output"], allowed), dict, "output"))
+            return rebuilt
         except TypeError as exc:
             raise DecodingError(f"cannot rebuild {payload}: {exc}") from exc
     from sklearn.metrics import make_scorer  # __scorer__

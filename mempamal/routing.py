@@ -102,3 +102,26 @@ def select(values: dict[str, Any], routing: dict[str, str], indices) -> dict[str
     from .folds import subset
 
     return {arg: subset(values[key], indices) for arg, key in routing.items()}
+
+
+def fold_params(workdir, doc: dict, stage: str, train, test) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The fit keywords (rows ``train``) and each metric's score keywords (rows ``test``) of a fit
+    of ``stage`` ("inner": a map task's fit; "outer": a refit and its outer test)."""
+    routing = doc.get("params")
+    if not routing:
+        return {}, {}
+    from .data import load_params
+
+    values = load_params(workdir, doc["data"])
+    scores = routing["inner_score" if stage == "inner" else "outer_score"]
+    return select(values, routing["fit"], train), {m: select(values, r, test) for m, r in scores.items()}
+
+
+def apply_config(doc: dict) -> None:
+    """Set scikit-learn's metadata routing as it was at write() when the experiment has params
+    (without params, routing changes nothing a task does)."""
+    routing = doc.get("params")
+    if routing:
+        import sklearn
+
+        sklearn.set_config(enable_metadata_routing=routing["metadata_routing"])

@@ -143,7 +143,7 @@ def load_frame(path: Path):
     for column, marker in meta.get("object_columns", {}).items():
         if frame[column].dtype == object and marker is None:
             continue
-        values = frame[column].to_numpy(dtype=object, na_value=None)
+        values = frame[column].to_numpy(dtype=object, copy=True)
         values[pd.isna(values)] = missing[marker] if marker else None
         frame[column] = pd.Series(values, dtype=object)
     return frame
@@ -159,7 +159,7 @@ def frame_digest(frame, digest) -> None:
 
     for name in frame.columns:
         column = frame[name]
-        digest.update(f"{name!r}:{column.dtype}:{len(column)}:".encode())
+        digest.update(f"{name!r}:{column.dtype!r}:{len(column)}:".encode())  # repr: a category's categories
         if isinstance(column.dtype, np.dtype) and column.dtype.kind in "fiub":
             values = np.ascontiguousarray(column.to_numpy())
         else:

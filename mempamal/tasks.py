@@ -87,6 +87,9 @@ class Context:
         with reading(workdir / "experiment.json", WRITTEN_BY_WRITE):
             self.doc = read_json(workdir / "experiment.json")
         self.packages = self.doc.get("packages", [])
+        from .routing import apply_config
+
+        apply_config(self.doc)  # before decoding: estimators' metadata requests need it
 
     def decode(self, encoded: Any) -> Any:
         return decode(encoded, self.packages)
@@ -117,8 +120,15 @@ class Context:
 
         return Folds(self.workdir)
 
+    def fold_params(self, stage: str, train, test):
+        """(fit keywords, {metric: score keywords}): the per-sample params of these rows, routed."""
+        from .routing import fold_params
 
-def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score):
+        return fold_params(self.workdir, self.doc, stage, train, test)
+
+
+def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score, fit_params=None,
+                   score_params=None):
     """Clone, set params, fit and score, as scikit-learn's _fit_and_score does.
 
     Returns (scores per metric, fit time, score time, error message or "").
@@ -132,25 +142,28 @@ def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers,
 
     start = time.perf_counter()
     try:
-        estimator.fit(X_train, y_train)
+        estimator.fit(X_train, y_train, **(fit_params or {}))
     except Exception:
         if error_score == "raise":
             raise
         return failed_scores(scorers, error_score, time.perf_counter() - start, traceback.format_exc())
-    return score_fitted(estimator, X_test, y_test, scorers, error_score, time.perf_counter() - start)
+    return score_fitted(estimator, X_test, y_test, scorers, error_score, time.perf_counter() - start,
+                        score_params)
 
 
 def _fit_and_score_all(ctx, estimator, candidates, start, X_train, y_train, X_test, y_test, scorers,
-                       error_score):
+                       error_score, fit_params=None, score_params=None):
     """The results of _fit_and_score for each candidate, with a Pipeline's shared leading steps fitted once."""
     from .pipeline_cache import fit_and_score_shared, reuse_plan
 
-    plan = reuse_plan(estimator, ctx.doc["candidates"][start:start + len(candidates)])
+    # Fit params may be routed to any step: prefix reuse (which fits steps itself) is off with them.
+    plan = None if fit_params or score_params else reuse_plan(
+        estimator, ctx.doc["candidates"][start:start + len(candidates)])
     if plan is not None:
         return fit_and_score_shared(estimator, candidates, plan, X_train, y_train, X_test, y_test, scorers,
                                     error_score)
-    return (_fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score)
-            for params in candidates)
+    return (_fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score,
+                           fit_params, score_params) for params in candidates)
 
 
 def run_map(workdir: Path, outer: int, inner: int, chunk: int) -> None:
@@ -165,11 +178,13 @@ def run_map(workdir: Path, outer: int, inner: int, chunk: int) -> None:
     X, y, _ = ctx.data()
     train, test = ctx.folds().inner(outer, inner)
     X_train, y_train, X_test, y_test = subset(X, train), subset(y, train), subset(X, test), subset(y, test)
+    fit_params, score_params = ctx.fold_params("inner", train, test)
 
     scores = {m: [] for m in scorers}
     fit_times, score_times, errors = [], [], []
     for s, fit_time, score_time, error in _fit_and_score_all(
-            ctx, estimator, candidates, start, X_train, y_train, X_test, y_test, scorers, error_score):
+            ctx, estimator, candidates, start, X_train, y_train, X_test, y_test, scorers, error_score,
+            fit_params, score_params):
         for m in scorers:
             scores[m].append(s[m])
         fit_times.append(fit_time)
@@ -247,19 +262,32 @@ def run_refit(workdir: Path, outer: int) -> None:
     X, y, _ = ctx.data()
     train, test = ctx.folds().outer(outer)
     X_test, y_test = subset(X, test), subset(y, test)
+    fit_params, score_params = ctx.fold_params("outer", train, test)
     model = clone(estimator)
     if params:
         model.set_params(**params)
     start = time.perf_counter()
-    model.fit(subset(X, train), subset(y, train))
+    model.fit(subset(X, train), subset(y, train), **fit_params)
     meta["fit_time"] = time.perf_counter() - start
     start = time.perf_counter()
-    meta["test_scores"] = {m: float(s(model, X_test, y_test)) for m, s in ctx.scorers().items()}
+    meta["test_scores"] = {m: float(s(model, X_test, y_test, **score_params.get(m, {})))
+                           for m, s in ctx.scorers().items()}
     meta["score_time"] = time.perf_counter() - start
     if hasattr(model, "predict"):
-        arrays["test_predictions"] = model.predict(X_test)
+        arrays["test_predictions"] = _storable(model.predict(X_test))
     arrays["test_indices"] = test
     save_arrays(workdir / refit_output(outer), meta=_encode_floats(meta), **arrays)
+
+
+def _storable(predictions) -> np.ndarray:
+    """Predictions as an array .npz stores without pickle: labels of an object array (strings, from
+    string or categorical y) become a str array, with the same values."""
+    predictions = np.asarray(predictions)
+    if predictions.dtype == object:
+        from .data import as_array
+
+        predictions = as_array(predictions, "predictions")
+    return predictions
 
 
 def _encode_floats(meta: dict) -> dict:

@@ -24,6 +24,8 @@ from conftest import assert_same_as_sklearn
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
+# Most frames here have NaN and some estimators no imputer: the warning is expected.
+pytestmark = pytest.mark.filterwarnings("ignore:X has .* NaN values")
 
 
 def mixed_frame(n=120, seed=0):
@@ -60,7 +62,6 @@ def oracle_predictions(result, X):
     return out
 
 
-@pytest.mark.filterwarnings("ignore:X has .* NaN values")
 def test_frame_round_trip_keeps_every_dtype(tmp_path):
     X, y = mixed_frame(40)
     X["count_nan"] = X["children"].astype(float).where(X["children"] > 0)  # an int column with NaN

@@ -6,6 +6,7 @@ Four measurements (each a subcommand; ``all`` runs them in turn)::
     python benchmarks/task_costs.py generate     # write() of 10 x 10 folds x 1,000 grid points, chunk 1
     python benchmarks/task_costs.py scheduling   # local back-end overhead per near-empty task
     python benchmarks/task_costs.py memory --mb 1000   # peak memory of a map task vs a direct fit
+    python benchmarks/task_costs.py memory --mb 1000 --frame   # the same with X a pandas DataFrame
 
 Not a test: nothing here asserts a time.
 """
@@ -174,6 +175,31 @@ for alpha in (0.1, 1.0, 10.0):
 """
 
 
+# The same fits with X a DataFrame, holding privately only X[train] and X[test], each one consolidated
+# block built from the memory-mapped Arrow file's columns (the least a direct fit can hold).
+DIRECT_FRAME = """
+import sys, numpy as np, pandas as pd, pyarrow as pa, pyarrow.ipc
+from sklearn.linear_model import Ridge
+from sklearn.metrics import get_scorer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+table = pa.ipc.open_file(pa.memory_map(sys.argv[1])).read_all()
+train, test = np.load(sys.argv[2]), np.load(sys.argv[3])
+y = np.load(sys.argv[4])
+def rows(indices):
+    block = np.empty((len(indices), table.num_columns))
+    for j, column in enumerate(table.columns):
+        np.take(column.to_numpy(), indices, out=block[:, j])
+    return pd.DataFrame(block, columns=table.column_names, copy=False)
+X_train, X_test = rows(train), rows(test)
+del table
+scorer = get_scorer("neg_mean_squared_error")
+for alpha in (0.1, 1.0, 10.0):
+    pipe = Pipeline([("scaler", StandardScaler()), ("ridge", Ridge(alpha=alpha))]).fit(X_train, y[train])
+    scorer(pipe, X_test, y[test])
+"""
+
+
 def _peak(argv: list[str], cwd: Path) -> dict[str, float]:
     """Peak anonymous (private) and file-backed resident memory of a child process, in MB."""
     proc = subprocess.Popen(argv, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL)
@@ -216,6 +242,10 @@ def memory(args, scratch: Path) -> None:
     rng = np.random.RandomState(0)
     X = rng.standard_normal((n_samples, n_features))
     y = X[:, :10].sum(axis=1) + rng.standard_normal(n_samples)
+    if args.frame:
+        import pandas as pd
+
+        X = pd.DataFrame(X, columns=[f"x{j}" for j in range(n_features)], copy=False)
     pipe = Pipeline([("scaler", StandardScaler()), ("ridge", Ridge())])
     workdir = Experiment(pipe, cv=KFold(5), param_grid={"ridge__alpha": [0.1, 1.0, 10.0]}, inner_cv=KFold(5),
                          scoring="neg_mean_squared_error").write(X, y, scratch / "big")
@@ -224,14 +254,16 @@ def memory(args, scratch: Path) -> None:
     for name, a in (("train", train), ("test", test)):
         np.save(scratch / f"{name}.npy", a)
     py = sys.executable
-    direct = [py, "-c", DIRECT, str(workdir / "data" / "X.npy"), str(scratch / "train.npy"),
+    x_file = "X.arrow" if args.frame else "X.npy"
+    direct = [py, "-c", DIRECT_FRAME if args.frame else DIRECT, str(workdir / "data" / x_file),
+              str(scratch / "train.npy"),
               str(scratch / "test.npy"), str(workdir / "data" / "y.npy")]
     task = [py, "-m", "mempamal", "task", "map", ".", "--outer", "0", "--inner", "0", "--chunk", "0"]
     results = {"direct fit on X[train]": [], "mempamal map task": []}
     for _ in range(args.repeat):
         results["direct fit on X[train]"].append(_peak(direct, workdir))
         results["mempamal map task"].append(_peak(task, workdir))
-    print(f"memory: X float64 {n_samples} x {n_features} = {n_samples * n_features * 8 / 1e6:.0f} MB, "
+    print(f"memory: X {'DataFrame (Arrow IPC file)' if args.frame else 'array'} float64 {n_samples} x {n_features} = {n_samples * n_features * 8 / 1e6:.0f} MB, "
           f"X[train] {len(train) * n_features * 8 / 1e6:.0f} MB, StandardScaler + Ridge, 3 grid points; "
           f"peaks in MB (median of {args.repeat}):")
     med = {}
@@ -250,6 +282,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=5, help="repetitions (default 5)")
     parser.add_argument("--n-jobs", type=int, default=1, help="local back-end workers for 'scheduling' (default 1)")
     parser.add_argument("--mb", type=float, default=1000, help="size of X for 'memory', MB (default 1000)")
+    parser.add_argument("--frame", action="store_true", help="'memory' with X a pandas DataFrame")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="mempamal-costs-"))
     try:

@@ -2,7 +2,10 @@
 
 Dense arrays are stored as .npy (memory-mapped when read, so worker processes
 share the page cache instead of each holding a copy); a scipy.sparse X is
-stored with ``scipy.sparse.save_npz``. Nothing is ever pickled.
+stored with ``scipy.sparse.save_npz``; a pandas DataFrame X as an Arrow IPC
+file (see :mod:`mempamal.tabular`). Per-sample fit parameters (``params``)
+are stored like the data, one file each, under the keys ``params.<name>``.
+Nothing is ever pickled.
 """
 from __future__ import annotations
 
@@ -29,12 +32,20 @@ def as_array(value: Any, name: str) -> np.ndarray:
     return array
 
 
-def save_data(workdir: Path, X: Any, y: Any, groups: Any = None) -> dict:
-    """Write X, y (and groups) under ``workdir/data``; return their description."""
+PARAMS_PREFIX = "params."
+
+
+def save_data(workdir: Path, X: Any, y: Any, groups: Any = None, params: dict | None = None) -> dict:
+    """Write X, y (and groups, params) under ``workdir/data``; return their description."""
     import scipy.sparse as sp
 
+    from .tabular import check_frame, is_frame, save_table
+
     files = {}
-    if sp.issparse(X):
+    if is_frame(X):
+        files["X"] = f"{DATA_DIR}/X.arrow"
+        save_table(workdir / files["X"], check_frame(X)[1])
+    elif sp.issparse(X):
         files["X"] = f"{DATA_DIR}/X.npz"
         with atomic_open(workdir / files["X"]) as f:
             sp.save_npz(f, sp.csr_matrix(X) if X.format not in ("csr", "csc") else X)
@@ -47,6 +58,14 @@ def save_data(workdir: Path, X: Any, y: Any, groups: Any = None) -> dict:
     if groups is not None:
         files["groups"] = f"{DATA_DIR}/groups.npy"
         _save_npy(workdir / files["groups"], as_array(groups, "groups"))
+    for name, value in (params or {}).items():
+        key = f"{PARAMS_PREFIX}{name}"
+        if is_frame(value):
+            files[key] = f"{DATA_DIR}/params/{name}.arrow"
+            save_table(workdir / files[key], check_frame(value, f"params[{name!r}]")[1])
+        else:
+            files[key] = f"{DATA_DIR}/params/{name}.npy"
+            _save_npy(workdir / files[key], as_array(value, f"params[{name!r}]"))
     return files
 
 
@@ -68,8 +87,18 @@ def load_data(workdir: Path, files: dict) -> tuple[Any, np.ndarray, np.ndarray |
     return X, y, groups
 
 
+def load_params(workdir: Path, files: dict) -> dict[str, Any]:
+    """The per-sample parameters stored by :func:`save_data` (memory-mapped), by name."""
+    return {key[len(PARAMS_PREFIX):]: _load(workdir / path) for key, path in files.items()
+            if key.startswith(PARAMS_PREFIX)}
+
+
 def _load(path: Path) -> Any:
     with reading(path, WRITTEN_BY_WRITE):
+        if path.suffix == ".arrow":
+            from .tabular import load_frame
+
+            return load_frame(path)
         if path.suffix == ".npz":
             import scipy.sparse as sp
 

@@ -55,8 +55,12 @@ _TAG_KEYS = {  # tag -> the other keys its dict must have
     "__set__": set(), "__frozenset__": set(), "__dict__": set(), "__dtype__": set(),
     "__callable__": set(), "__scalar__": {"value"}, "__ndarray__": {"dtype", "shape"},
     "__estimator__": {"params"}, "__scorer__": {"greater_is_better", "response_method", "kwargs"},
+    "__selector__": {"params"},
 }
-_PATH_TAGS = ("__callable__", "__estimator__", "__scorer__")
+_PATH_TAGS = ("__callable__", "__estimator__", "__scorer__", "__selector__")
+# Keys a tagged dict may have besides those of _TAG_KEYS: metadata requests (set_fit_request...).
+# And set_output's configuration (output): instance state too.
+_OPTIONAL_KEYS = {"__estimator__": {"requests", "output"}, "__scorer__": {"requests"}}
 
 
 # --------------------------------------------------------------------------- encode
@@ -118,6 +122,11 @@ def encode(obj: object, path: str = "") -> object:
         return _encode_scorer(obj, path)
     if hasattr(obj, "get_params"):
         return _encode_estimator(obj, path)
+    compose = sys.modules.get("sklearn.compose")
+    if compose is not None and kind is compose.make_column_selector:  # ColumnTransformer columns by dtype
+        return {"__selector__": _reference(kind, path),
+                "params": {k: encode(getattr(obj, k), f"{path}.{k}") for k in ("pattern", "dtype_include",
+                                                                               "dtype_exclude")}}
     if isinstance(obj, io.IOBase):
         raise EncodingError(f"{_where(path)}: an open file cannot be stored; "
                             "store its path as a str")
@@ -183,7 +192,44 @@ def _encode_estimator(est: object, path: str) -> dict:
             params[name] = steps if type(value) is list else {"__tuple__": steps}
         else:
             params[name] = encode(value, _join(path, name))
-    return {"__estimator__": _reference(type(est), path), "params": params}
+    doc = {"__estimator__": _reference(type(est), path), "params": params}
+    requests = _requests(est, path)
+    if requests:
+        doc["requests"] = requests
+    output = {k: v for k, v in (vars(est).get("_sklearn_output_config") or {}).items() if v is not None}
+    if output:  # set_output(transform="pandas"): ColumnTransformer and HistGradientBoosting rely on it
+        doc["output"] = {k: encode(v, f"{path}.set_output({k})") for k, v in output.items()}
+    return doc
+
+
+def _requests(obj: object, path: str) -> dict:
+    """The metadata requests set on ``obj`` (``set_fit_request(sample_weight=True)``...), per method:
+    instance state that get_params does not return, so stored beside the parameters."""
+    request = vars(obj).get("_metadata_request") if hasattr(obj, "__dict__") else None
+    if request is None:
+        return {}
+    out = {}
+    for method in ("fit", "partial_fit", "predict", "predict_proba", "predict_log_proba", "decision_function",
+                   "score", "split", "transform", "inverse_transform"):
+        mine = getattr(request, method, None)
+        if mine is None:
+            continue
+        # None is every request's default (an error if passed): only what the user set is stored.
+        changed = {k: v for k, v in mine.requests.items() if v is not None}
+        if changed:
+            out[method] = {k: encode(v, f"{path}.set_{method}_request({k})") for k, v in changed.items()}
+    return out
+
+
+def _set_requests(obj: object, requests: dict) -> object:
+    """Apply stored metadata requests (set_*_request exist only while routing is enabled)."""
+    if requests:
+        import sklearn
+
+        with sklearn.config_context(enable_metadata_routing=True):
+            for method, values in _expect(requests, dict, "requests").items():
+                getattr(obj, f"set_{method}_request")(**_expect(values, dict, "requests"))
+    return obj
 
 
 def _encode_step(step: tuple, i: int, owner: str, param: str) -> dict:
@@ -194,14 +240,18 @@ def _encode_step(step: tuple, i: int, owner: str, param: str) -> dict:
 
 
 def _encode_scorer(scorer: object, path: str) -> dict:
-    extra = set(vars(scorer)) - {"_score_func", "_sign", "_kwargs", "_response_method"}
+    extra = set(vars(scorer)) - {"_score_func", "_sign", "_kwargs", "_response_method", "_metadata_request"}
     if extra:
         raise EncodingError(f"{_where(path)}: a scorer with extra state {sorted(extra)} cannot be "
                             "stored; use a plain make_scorer(...) scorer or a scoring name")
-    return {"__scorer__": _reference(scorer._score_func, path),
-            "greater_is_better": scorer._sign > 0,
-            "response_method": encode(scorer._response_method, path),
-            "kwargs": encode(dict(scorer._kwargs), path)}
+    doc = {"__scorer__": _reference(scorer._score_func, path),
+           "greater_is_better": scorer._sign > 0,
+           "response_method": encode(scorer._response_method, path),
+           "kwargs": encode(dict(scorer._kwargs), path)}
+    requests = _requests(scorer, path)
+    if requests:
+        doc["requests"] = requests
+    return doc
 
 
 def _reference(obj: object, path: str) -> str:
@@ -303,7 +353,8 @@ def _decode(doc: object, allowed: frozenset) -> object:
     if not tags:
         return {k: _decode(v, allowed) for k, v in doc.items()}
     tag = tags[0]
-    if len(tags) > 1 or tag not in _TAG_KEYS or set(doc) != {tag} | _TAG_KEYS[tag]:
+    if len(tags) > 1 or tag not in _TAG_KEYS or not (
+            {tag} | _TAG_KEYS[tag] <= set(doc) <= {tag} | _TAG_KEYS[tag] | _OPTIONAL_KEYS.get(tag, set())):
         raise DecodingError(f"malformed tagged dict (unknown tag or wrong keys): {doc!r:.80}")
     try:
         return _decode_tagged(tag, doc, allowed)
@@ -340,20 +391,29 @@ def _decode_tagged(tag: str, doc: dict, allowed: frozenset) -> object:
     obj = _resolve(_expect(payload, str, tag), allowed)  # __callable__, __estimator__, __scorer__
     if tag == "__callable__":
         return obj
+    if tag == "__selector__":
+        compose = sys.modules.get("sklearn.compose")
+        if compose is None or obj is not compose.make_column_selector:
+            raise DecodingError(f"{payload!r} is not sklearn.compose.make_column_selector")
+        return obj(**_expect(_decode(doc["params"], allowed), dict, "params"))
     if tag == "__estimator__":
         if not (isinstance(obj, type) and hasattr(obj, "get_params")):
             raise DecodingError(f"{payload!r} is not an estimator class")
         params = _expect(_decode(_expect(doc["params"], dict, "params"), allowed), dict, "params")
         try:
-            return obj(**params)
+            rebuilt = _set_requests(obj(**params), doc.get("requests"))
+            if doc.get("output"):
+                rebuilt.set_output(**_expect(_decode(doc["output"], allowed), dict, "output"))
+            return rebuilt
         except TypeError as exc:
             raise DecodingError(f"cannot rebuild {payload}: {exc}") from exc
     from sklearn.metrics import make_scorer  # __scorer__
 
     greater_is_better = _expect(doc["greater_is_better"], bool, "greater_is_better")
-    return make_scorer(obj, greater_is_better=greater_is_better,
-                       response_method=_decode(doc["response_method"], allowed),
-                       **_expect(_decode(doc["kwargs"], allowed), dict, "scorer kwargs"))
+    return _set_requests(make_scorer(obj, greater_is_better=greater_is_better,
+                                     response_method=_decode(doc["response_method"], allowed),
+                                     **_expect(_decode(doc["kwargs"], allowed), dict, "scorer kwargs")),
+                         doc.get("requests"))
 
 
 def _expect(value: object, kind: type, what: str) -> object:

@@ -198,18 +198,27 @@ class Experiment:
 
     # -- writing --------------------------------------------------------------------
 
-    def write(self, X, y, workdir: str | os.PathLike, groups=None, *, python: str | None = None,
-              overwrite: bool = False) -> Path:
+    def write(self, X, y, workdir: str | os.PathLike, groups=None, *, params: dict | None = None,
+              python: str | None = None, overwrite: bool = False) -> Path:
         """Write the experiment as files in ``workdir``; nothing is fitted.
 
         Parameters
         ----------
-        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
+        X : array-like, scipy.sparse matrix or pandas DataFrame of shape (n_samples, n_features)
+            A DataFrame is kept as one (column names, dtypes, categories; its
+            index reset): every task reads it back as a DataFrame.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Labels may be strings or categories; predictions come back in them.
         workdir : path
             Created if needed. Writing the same experiment again keeps finished outputs.
         groups : array-like of shape (n_samples,), default=None
             Group labels for group splitters, used in both loops.
+        params : dict of str -> array-like of shape (n_samples, ...), default=None
+            Per-sample parameters (``sample_weight``...), indexed per fold and
+            passed as ``cross_validate(GridSearchCV(...), X, y, params=params)``
+            passes them: to ``fit``, and, with
+            ``sklearn.set_config(enable_metadata_routing=True)``, wherever the
+            estimator's and scorers' requests send them.
         python : str, default=None
             Interpreter of the task commands; default: this one's absolute path
             (set it when the cluster's nodes see Python elsewhere).
@@ -230,9 +239,16 @@ class Experiment:
         # From the attributes as they are now: one set since construction is checked and used.
         checked = self._validate()
         workdir = Path(workdir)
-        X, y, groups = _check_data(X, y, groups)
+        X, y, groups, params = _check_data(X, y, groups, params)
         _warn_nan_without_imputer(X, self.estimator)
         with_search = self.param_grid is not None or self.param_distributions is not None
+        routing = None
+        if params:
+            from .routing import route
+
+            routing = route(self.estimator, scoring=self.scoring, refit=self.refit, error_score=self.error_score,
+                            cv=self.cv, inner_cv=self.inner_cv, with_search=with_search, names=sorted(params),
+                            metrics=list(checked.scoring))
         if self.param_distributions is not None:
             encoded_candidates = self._encode_candidates(self._candidates())
         else:
@@ -285,8 +301,10 @@ class Experiment:
             "n_permutation_chunks": -(-self.n_permutations // perm_chunk),
             "permutations": PERMUTATIONS if self.n_permutations else None,
         }
+        if routing is not None:
+            doc["params"] = routing  # where each per-sample parameter goes (see mempamal.routing)
         doc["packages"] = sorted(packages_of([doc["estimator"], doc["scoring"], doc["candidates"]]))
-        doc["fingerprint"] = _fingerprint(doc, [X, y, groups, permutations],
+        doc["fingerprint"] = _fingerprint(doc, [X, y, groups, permutations] + [params[k] for k in sorted(params or {})],
                                           [fold_arrays] + [arrays for _, arrays in sorted(permuted.items())])
 
         previous = _read_previous(workdir)
@@ -312,7 +330,7 @@ class Experiment:
             raise PermissionError(f"workdir {str(workdir)!r} cannot be written ({e.strerror}); "
                                   "choose a directory you can create and write") from e
 
-        doc["data"] = save_data(workdir, X, y, groups)
+        doc["data"] = save_data(workdir, X, y, groups, params)
         save_folds(workdir, fold_arrays)
         inputs = [f for f in doc["data"].values() if f] + [doc["folds"]]
         if permutations is not None:
@@ -343,12 +361,16 @@ def _set_by_grid(key: str, grid: dict) -> bool:
     return False
 
 
-def _check_data(X, y, groups):
+def _check_data(X, y, groups, params=None):
     import scipy.sparse as sp
 
     from .data import as_array
+    from .tabular import check_frame, is_frame
 
-    if not sp.issparse(X):
+    if is_frame(X):
+        _check_index(X, {"y": y, "groups": groups, **{f"params[{k!r}]": v for k, v in (params or {}).items()}})
+        X = check_frame(X)[0]
+    elif not sp.issparse(X):
         X = as_array(X, "X")
         if X.ndim != 2:
             raise ValueError(f"X: expected a 2-D array of shape (n_samples, n_features), got shape {X.shape}")
@@ -364,7 +386,60 @@ def _check_data(X, y, groups):
         groups = as_array(groups, "groups")
         if groups.shape != (X.shape[0],):
             raise ValueError(f"groups: expected shape ({X.shape[0]},) like X's samples, got {groups.shape}")
-    return X, y, groups
+    return X, y, groups, _check_params(params, X.shape[0])
+
+
+def _check_params(params, n_samples: int) -> dict | None:
+    """Per-sample parameters: names that are keywords, values of n_samples rows, stored without pickle."""
+    import scipy.sparse as sp
+
+    from .data import as_array
+    from .tabular import check_frame, is_frame
+
+    if params is None:
+        return None
+    if not isinstance(params, dict):
+        raise ValueError(f"params: expected a dict of per-sample parameters, e.g. "
+                         f"params={{'sample_weight': w}}, got {type(params).__name__}")
+    checked = {}
+    for name, value in params.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"params: {name!r} is not a valid parameter name (a Python identifier, as in "
+                             "fit(sample_weight=...))")
+        if name == "groups":
+            raise ValueError("params['groups']: pass group labels as write(..., groups=groups); they go to "
+                             "the splitters of both loops")
+        where = f"params[{name!r}]"
+        if is_frame(value):
+            value = check_frame(value, where)[0]
+        elif sp.issparse(value) or value is None or np.ndim(value) == 0:
+            raise ValueError(f"{where}: expected an array of one value per sample ({n_samples}), got "
+                             f"{type(value).__name__}; a constant belongs in the estimator's parameters")
+        else:
+            value = as_array(value, where)
+        if value.shape[0] != n_samples:
+            raise ValueError(f"{where}: {value.shape[0]} values, expected one per sample (n_samples={n_samples}); "
+                             "give it the rows of X, in X's order")
+        checked[name] = value
+    return checked
+
+
+def _check_index(X, others: dict) -> None:
+    """scikit-learn pairs X's rows with y's, groups' and params' by position; a pandas index that
+    disagrees with X's says the rows are not paired as the user thinks."""
+    from .tabular import is_pandas
+
+    for name, value in others.items():
+        if not is_pandas(value) or value.index.equals(X.index):
+            continue
+        if not X.index.is_unique:
+            raise ValueError(f"X: its index has duplicate labels (e.g. {X.index[X.index.duplicated()][0]!r}) "
+                             f"and {name}'s index differs from it, so the pairing of their rows cannot be "
+                             f"checked; reset both (X.reset_index(drop=True), {name}.reset_index(drop=True)) "
+                             "once their rows are in the same order")
+        if len(value.index) == len(X.index) and value.index.sort_values().equals(X.index.sort_values()):
+            raise ValueError(f"{name}: its index has the labels of X's in another order, but scikit-learn "
+                             f"pairs rows by position, not by label; align it: {name} = {name}.loc[X.index]")
 
 
 def _warn_nan_without_imputer(X, estimator) -> None:
@@ -374,8 +449,14 @@ def _warn_nan_without_imputer(X, estimator) -> None:
     import scipy.sparse as sp
     from sklearn.utils import get_tags
 
-    values = X.data if sp.issparse(X) else X
-    if values.dtype.kind not in "fc" or not np.isnan(values).any():
+    from .tabular import is_frame
+
+    if is_frame(X):
+        n_missing = int(X.isna().to_numpy().sum())
+    else:
+        values = X.data if sp.issparse(X) else X
+        n_missing = int(np.isnan(values).sum()) if values.dtype.kind in "fc" else 0
+    if not n_missing:
         return
     parts = [estimator] + [v for v in estimator.get_params(deep=True).values() if hasattr(v, "fit")]
     if any(type(p).__module__.startswith("sklearn.impute") or type(p).__name__.endswith("Imputer") for p in parts):
@@ -389,7 +470,7 @@ def _warn_nan_without_imputer(X, estimator) -> None:
     except Exception:  # an estimator without scikit-learn's tags: warn
         pass
     warnings.warn(
-        f"X has {int(np.isnan(values).sum())} NaN values and {type(estimator).__name__} has no imputer: "
+        f"X has {n_missing} NaN values and {type(estimator).__name__} has no imputer: "
         "its fits may fail (and score error_score); add one, e.g. "
         "make_pipeline(SimpleImputer(), estimator), unless your estimator accepts NaN",
         UserWarning, stacklevel=3)
@@ -450,8 +531,12 @@ def _fingerprint(doc: dict, arrays: list, fold_arrays: list[dict]) -> str:
 
     digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode())
     parts = []
+    from .tabular import frame_digest, is_frame
+
     for a in arrays:
-        if a is None:
+        if is_frame(a):
+            parts.append(a)
+        elif a is None:
             parts.append(None)
         elif sp.issparse(a):
             a = a.tocsr()
@@ -463,6 +548,9 @@ def _fingerprint(doc: dict, arrays: list, fold_arrays: list[dict]) -> str:
     for a in parts:
         if a is None:
             digest.update(b"none")
+            continue
+        if is_frame(a):
+            frame_digest(a, digest)
             continue
         a = np.ascontiguousarray(a)
         digest.update(f"{a.dtype.str}{a.shape}".encode())

@@ -142,8 +142,16 @@ class Folds:
 
 
 def subset(array: Any, indices: np.ndarray) -> Any:
-    """Rows ``indices`` of a (memory-mapped, sparse or dense) array, as an in-memory array."""
+    """Rows ``indices`` of a (memory-mapped, sparse or dense) array, as an in-memory array.
+
+    A DataFrame's rows are taken as scikit-learn's ``_safe_indexing`` takes them
+    (``DataFrame.take``: the index follows the rows).
+    """
     if array is None:
         return None
+    from .tabular import is_pandas
+
+    if is_pandas(array):
+        return array.take(indices)
     rows = array[indices]
     return np.asarray(rows) if isinstance(rows, np.memmap) else rows

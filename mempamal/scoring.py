@@ -87,8 +87,8 @@ def build_scorers(described: dict[str, Any], allowed_packages=None) -> dict[str,
     return scorers
 
 
-def _estimator_score(estimator, X, y) -> float:
-    return estimator.score(X, y)
+def _estimator_score(estimator, X, y, **kwargs) -> float:
+    return estimator.score(X, y, **kwargs)
 
 
 def failed_scores(scorers: dict, error_score: Any, fit_time: float, error: str, score_time: float = 0.0):
@@ -96,9 +96,11 @@ def failed_scores(scorers: dict, error_score: Any, fit_time: float, error: str, 
     return {m: error_score for m in scorers}, fit_time, score_time, error
 
 
-def score_fitted(estimator, X_test, y_test, scorers: dict, error_score: Any, fit_time: float):
+def score_fitted(estimator, X_test, y_test, scorers: dict, error_score: Any, fit_time: float,
+                 score_params: dict | None = None):
     """Score a fitted estimator with each scorer, as scikit-learn's _fit_and_score does.
 
+    ``score_params`` gives each metric's keyword arguments (per-sample params routed to it).
     Returns (scores per metric, fit time, score time, error traceback or "");
     a scorer that raises gives ``error_score`` unless it is "raise".
     """
@@ -107,7 +109,8 @@ def score_fitted(estimator, X_test, y_test, scorers: dict, error_score: Any, fit
 
     start = time.perf_counter()
     try:
-        scores = {m: scorer(estimator, X_test, y_test) for m, scorer in scorers.items()}
+        score_params = score_params or {}
+        scores = {m: scorer(estimator, X_test, y_test, **score_params.get(m, {})) for m, scorer in scorers.items()}
     except Exception:
         if error_score == "raise":
             raise

@@ -53,6 +53,9 @@ class Context:
         with reading(workdir / EXPERIMENT, WRITTEN_BY_WRITE):
             self.doc = read_json(workdir / EXPERIMENT)
         self.packages = self.doc.get("packages", [])
+        from .routing import apply_config
+
+        apply_config(self.doc)  # before decoding: estimators' metadata requests need it
 
     def decode(self, encoded: Any) -> Any:
         return decode(encoded, self.packages)
@@ -96,8 +99,15 @@ class Context:
         with reading(path, WRITTEN_BY_WRITE):
             return np.load(path, mmap_mode="r", allow_pickle=False)
 
+    def fold_params(self, stage: str, train, test):
+        """(fit keywords, {metric: score keywords}): the per-sample params of these rows, routed."""
+        from .routing import fold_params
 
-def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score):
+        return fold_params(self.workdir, self.doc, stage, train, test)
+
+
+def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score, fit_params=None,
+                   score_params=None):
     """Clone, set params, fit and score, as scikit-learn's _fit_and_score does.
 
     Returns (scores per metric, fit time, score time, error message or "").
@@ -111,25 +121,28 @@ def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers,
 
     start = time.perf_counter()
     try:
-        estimator.fit(X_train, y_train)
+        estimator.fit(X_train, y_train, **(fit_params or {}))
     except Exception:
         if error_score == "raise":
             raise
         return failed_scores(scorers, error_score, time.perf_counter() - start, traceback.format_exc())
-    return score_fitted(estimator, X_test, y_test, scorers, error_score, time.perf_counter() - start)
+    return score_fitted(estimator, X_test, y_test, scorers, error_score, time.perf_counter() - start,
+                        score_params)
 
 
 def _fit_and_score_all(ctx, estimator, candidates, start, X_train, y_train, X_test, y_test, scorers,
-                       error_score):
+                       error_score, fit_params=None, score_params=None):
     """The results of _fit_and_score for each candidate, with a Pipeline's shared leading steps fitted once."""
     from .pipeline_cache import fit_and_score_shared, reuse_plan
 
-    plan = reuse_plan(estimator, ctx.doc["candidates"][start:start + len(candidates)])
+    # Fit params may be routed to any step: prefix reuse (which fits steps itself) is off with them.
+    plan = None if fit_params or score_params else reuse_plan(
+        estimator, ctx.doc["candidates"][start:start + len(candidates)])
     if plan is not None:
         return fit_and_score_shared(estimator, candidates, plan, X_train, y_train, X_test, y_test, scorers,
                                     error_score)
-    return (_fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score)
-            for params in candidates)
+    return (_fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers, error_score,
+                           fit_params, score_params) for params in candidates)
 
 
 def _score_candidates(ctx, estimator, candidates, start, X, y, train, test, scorers, error_score, where):
@@ -138,10 +151,12 @@ def _score_candidates(ctx, estimator, candidates, start, X, y, train, test, scor
     from .folds import subset
 
     X_train, y_train, X_test, y_test = subset(X, train), subset(y, train), subset(X, test), subset(y, test)
+    fit_params, score_params = ctx.fold_params("inner", train, test)
     scores: dict[str, list] = {m: [] for m in scorers}
     fit_times, score_times, errors = [], [], []
     for s, fit_time, score_time, error in _fit_and_score_all(
-            ctx, estimator, candidates, start, X_train, y_train, X_test, y_test, scorers, error_score):
+            ctx, estimator, candidates, start, X_train, y_train, X_test, y_test, scorers, error_score,
+            fit_params, score_params):
         for m in scorers:
             scores[m].append(s[m])
         fit_times.append(fit_time)
@@ -209,21 +224,23 @@ def _best(refit_scores: np.ndarray, errors: list[str], where: str) -> int:
     return _select(refit_scores.mean(axis=1))
 
 
-def _refit_and_test(estimator, params: dict, X, y, train, test, scorers: dict):
-    """Refit a clone with ``params`` on ``train``, score it on ``test``: (model, scores, fit time, score time)."""
+def _refit_and_test(ctx: Context, estimator, params: dict, X, y, train, test, scorers: dict):
+    """Refit a clone with ``params`` on ``train``, score it on ``test``, each with the per-sample params
+    of its rows: (model, scores, fit time, score time)."""
     from sklearn.base import clone
 
     from .folds import subset
 
     X_test, y_test = subset(X, test), subset(y, test)
+    fit_params, score_params = ctx.fold_params("outer", train, test)
     model = clone(estimator)
     if params:
         model.set_params(**params)
     start = time.perf_counter()
-    model.fit(subset(X, train), subset(y, train))
+    model.fit(subset(X, train), subset(y, train), **fit_params)
     fit_time = time.perf_counter() - start
     start = time.perf_counter()
-    scores = {m: float(s(model, X_test, y_test)) for m, s in scorers.items()}
+    scores = {m: float(s(model, X_test, y_test, **score_params.get(m, {}))) for m, s in scorers.items()}
     return model, scores, fit_time, time.perf_counter() - start
 
 
@@ -248,9 +265,9 @@ def run_refit(workdir: Path, outer: int, target: int | None = None) -> None:
     X, y, _ = ctx.data(target)
     train, test = ctx.folds(target).outer(outer)
     model, meta["test_scores"], meta["fit_time"], meta["score_time"] = _refit_and_test(
-        ctx.estimator(), params, X, y, train, test, ctx.scorers())
+        ctx, ctx.estimator(), params, X, y, train, test, ctx.scorers())
     if hasattr(model, "predict"):
-        arrays["test_predictions"] = model.predict(subset(X, test))
+        arrays["test_predictions"] = _storable(model.predict(subset(X, test)))
     arrays["test_indices"] = test
     save_arrays(workdir / task_id.outputs[0], meta=_encode_floats(meta), **arrays)
 
@@ -292,13 +309,24 @@ def run_permute(workdir: Path, perm: int, outer: int, target: int | None = None)
                          f"outer fold {outer} of permutation {p}")
             params = candidates[best]
         train, test = folds.outer(outer)
-        _, test_scores, _, _ = _refit_and_test(estimator, params, X, y_p, train, test, scorers)
+        _, test_scores, _, _ = _refit_and_test(ctx, estimator, params, X, y_p, train, test, scorers)
         for m in scorers:
             scores[m].append(test_scores[m])
     save_arrays(workdir / task_id.outputs[0],
                 meta={"fingerprint": doc["fingerprint"], "task_fingerprint": task_id.fingerprint(doc["fingerprint"]),
                       "permutations": [members.start, members.stop]},
                 **{f"test_{m}": np.asarray(v, dtype=np.float64) for m, v in scores.items()})
+
+
+def _storable(predictions) -> np.ndarray:
+    """Predictions as an array .npz stores without pickle: labels of an object array (strings, from
+    string or categorical y) become a str array, with the same values."""
+    predictions = np.asarray(predictions)
+    if predictions.dtype == object:
+        from .data import as_array
+
+        predictions = as_array(predictions, "predictions")
+    return predictions
 
 
 def _encode_floats(meta: dict) -> dict:

@@ -146,23 +146,31 @@ def test_workdir_that_cannot_be_written(clf_data, tmp_path):
         Experiment(LogisticRegression(), cv=3).write(X, y, tmp_path / "a_file" / "run")
 
 
-def test_dataframe_and_list_X_are_converted(clf_data, tmp_path):
+def test_dataframe_is_kept_and_list_X_is_converted(clf_data, tmp_path):
     pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    from mempamal.data import load_data
+
     X, y = clf_data
     frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
     exp = Experiment(LogisticRegression(), cv=3)
-    for name, data, target in (("frame", frame, pd.Series(y)), ("list", X.tolist(), y.tolist())):
-        workdir = exp.write(data, target, tmp_path / name)
-        np.testing.assert_array_equal(np.load(workdir / "data" / "X.npy"), X)
-        np.testing.assert_array_equal(np.load(workdir / "data" / "y.npy"), y)
-    # Same experiment, same data: the same fingerprint whatever container the data came in.
-    assert (tmp_path / "frame" / "experiment.json").read_text() == (tmp_path / "list" / "experiment.json").read_text()
+    workdir = exp.write(frame, pd.Series(y), tmp_path / "frame")
+    back, y_back, _ = load_data(workdir, {"X": "data/X.arrow", "y": "data/y.npy", "groups": None})
+    pd.testing.assert_frame_equal(back, frame)  # column names kept: scikit-learn sees feature_names_in_
+    np.testing.assert_array_equal(y_back, y)
+    workdir = exp.write(X.tolist(), y.tolist(), tmp_path / "list")
+    np.testing.assert_array_equal(np.load(workdir / "data" / "X.npy"), X)
+    np.testing.assert_array_equal(np.load(workdir / "data" / "y.npy"), y)
+    # A list and its array are the same data: the same fingerprint.
+    exp.write(X, y, tmp_path / "array")
+    assert (tmp_path / "array" / "experiment.json").read_text() == (tmp_path / "list" / "experiment.json").read_text()
 
 
-def test_dataframe_with_text_column_says_how_to_convert(clf_data, workdir):
+def test_dataframe_with_mixed_object_column_names_it(clf_data, workdir):
     pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
     X, y = clf_data
-    frame = pd.DataFrame({"a": X[:, 0], "b": ["x"] * len(X)})
-    with pytest.raises(ValueError, match=r"X has dtype object, which cannot be stored without pickle; "
-                                         r"convert it to numbers"):
+    frame = pd.DataFrame({"a": X[:, 0], "b": pd.Series(["x", 1.5] * (len(X) // 2), dtype=object)})
+    with pytest.raises(ValueError, match=r"X\['b'\]: an object column must hold strings \(and missing values\) "
+                                         r"to be stored without pickle; it holds float, str \(mixed\); convert it"):
         Experiment(LogisticRegression(), cv=3).write(frame, y, workdir)

@@ -19,6 +19,14 @@ def test_example_runs(name, tmp_path):
     assert "f1_weighted" in out
 
 
+def test_tabular_example_runs(tmp_path):
+    pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    out = subprocess.run([sys.executable, str(EXAMPLES / "tabular_example.py"), str(tmp_path / "run")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "roc_auc" in out and "hgb__max_depth=" in out and "predictions: {'churn': " in out
+
+
 def test_third_example_runs_small(tmp_path):
     env = dict(os.environ, MEMPAMAL_EXAMPLE_SMALL="1")
     out = subprocess.run([sys.executable, str(EXAMPLES / "third_example.py"), str(tmp_path / "run")],

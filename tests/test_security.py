@@ -130,8 +130,9 @@ def test_packages_listed_in_experiment_json_are_trusted(tmp_path):
     doc["packages"] += ["evilpkg"]
     (workdir / "experiment.json").write_text(json.dumps(doc))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
-    proc = subprocess.run([sys.executable, "-m", "mempamal", "task", "refit", ".", "--outer", "0"],
-                          cwd=workdir, env=env, capture_output=True, text=True)
+    # A map task: the first thing it decodes after reading its inputs is the estimator.
+    proc = subprocess.run([sys.executable, "-m", "mempamal", "task", "map", ".", "--outer", "0", "--inner", "0",
+                           "--chunk", "0"], cwd=workdir, env=env, capture_output=True, text=True)
     assert proc.returncode != 0
     assert proc.stderr == "mempamal: experiment.json: 'evilpkg.Evil' is not an estimator class\n"
     assert (workdir / "IMPORTED").exists()  # listed, hence trusted: imported

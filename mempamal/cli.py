@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--resource-id", help="soma-workflow: a resource of ~/.soma-workflow.cfg (default: light mode)")
     p.add_argument("--login", help="soma-workflow: the login on a remote resource")
+    p.add_argument("--transfer", action="store_true", default=None,
+                   help="soma-workflow: the remote resource does not see the workdir: send it, bring the results back")
     p.add_argument("--max-jobs", type=int, help="soma-workflow: jobs at once in light mode (default: the cores)")
     p.add_argument("--scheduler", help="soma-workflow: light mode submitting to this machine's batch scheduler, "
                                        "e.g. slurm (each task an sbatch job)")
@@ -139,7 +141,8 @@ def _command(args: argparse.Namespace) -> None:
         # Only the options given, so that each back-end gets just those it knows.
         options = {k: v for k, v in (("n_jobs", args.n_jobs), ("scheduler_address", args.scheduler_address),
                                      ("resource_id", args.resource_id), ("login", args.login),
-                                     ("max_jobs", args.max_jobs), ("scheduler", args.scheduler)) if v is not None}
+                                     ("max_jobs", args.max_jobs), ("scheduler", args.scheduler),
+                                     ("transfer", args.transfer)) if v is not None}
         try:
             report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
                          **options)

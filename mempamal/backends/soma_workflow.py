@@ -27,6 +27,7 @@ import posixpath
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..progress import Progress
@@ -224,6 +225,7 @@ class SomaWorkflowBackend(Backend):
         if (transfer or shared_path is not None) and resource_id is None and config is None:
             raise ValueError("transfer and shared_path: for a remote resource (resource_id), not light mode")
         self.python = python
+        self._task_python = None  # the interpreter of the tasks of the run under way
         self.transfer = transfer
         self.shared_path = shared_path
         self.scheduler = scheduler
@@ -253,8 +255,9 @@ class SomaWorkflowBackend(Backend):
 
                 workdir_transfer = FileTransfer(is_input=True, client_path=str(Path(workdir).resolve()),
                                                 name=f"workdir {Path(workdir).name}")
+            self._task_python = self._python(controller)
             soma_workflow = to_soma_workflow(workdir, workflow, tasks, threads_per_task=threads,
-                                             native_specification=native, python=self._python(controller),
+                                             native_specification=native, python=self._task_python,
                                              workdir_transfer=workdir_transfer, shared_path=self.shared_path)
             workflow_id = controller.submit_workflow(soma_workflow, name=soma_workflow.name, queue=self.queue)
             try:
@@ -423,7 +426,7 @@ class SomaWorkflowBackend(Backend):
                         fetch(workflow.by_name[name], job_id, False)
                     # A non-zero exit may come as ("finished_signal", 1): anything but a regular 0 failed.
                     outcome = TaskOutcome(FAILED, _failure_report(
-                        workdir, workflow.by_name[name], exit_status, exit_value))
+                        workdir, workflow.by_name[name], exit_status, exit_value, self._task_python))
                 outcomes[name] = outcome
                 progress.update(outcome.status)
             # Deleting a workflow the engine has not closed yet would wait for it to time out.
@@ -519,8 +522,11 @@ def _end_light_mode_scheduler(controller) -> None:
         end()
 
 
-def _failure_report(workdir: Path, task: Task, exit_status, exit_value) -> str:
-    """A failed job: how it ended, its command, and the end of its stderr (last, for WorkflowError)."""
+def _failure_report(workdir: Path, task: Task, exit_status, exit_value, python: str | None = None) -> str:
+    """A failed job: how it ended, its command (with the resource's ``python``), and the end of its stderr.
+
+    The stderr comes last, for WorkflowError.
+    """
     path = stderr_file(workdir, task)
     ended = f"job {task.name} ended with {exit_status}, exit value {exit_value}"
     try:
@@ -529,5 +535,7 @@ def _failure_report(workdir: Path, task: Task, exit_status, exit_value) -> str:
     except OSError as e:
         tail = f"(cannot read it: {e})"
     # Without a traceback, how the job ended is the message that matters: put it last.
+    if python:
+        task = replace(task, command=[python, *task.command[1:]])
     return (f"{ended}\ncommand: {task.shell_command(workdir)}\n"
             + (f"stderr ({path}), last lines:\n{tail}" if tail else f"its stderr ({path}) is empty; {ended}"))

@@ -17,7 +17,7 @@
 # - writes the server side: ~mempamal-cluster/.soma-workflow.cfg, its database, transfers
 #   and logs under STATE_DIR/server, and starts the database server the way Soma-Workflow's
 #   documentation says (python -m soma_workflow.start_database_server RESOURCE), as that account.
-# Facts for the test go to STATE_DIR/env. Stop everything with remote_stop.sh STATE_DIR. Needs root.
+# Facts for the test go to STATE_DIR/env (KEY=VALUE lines). Stop everything with remote_stop.sh STATE_DIR. Needs root.
 set -euo pipefail
 S=${1:?usage: remote_up.sh STATE_DIR CHECKOUT REQUIREMENT...}
 CHECKOUT=${2:?usage: remote_up.sh STATE_DIR CHECKOUT REQUIREMENT...}
@@ -49,6 +49,26 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.mempamal-stamp" 2>/dev/null)"
   runuser -u "$U" -- env HOME="$HOME_U" "$VENV/bin/python" -m pip install -q "$@"
   echo "$stamp" > "$VENV/.mempamal-stamp"
 fi
+# Containment of the test: Soma-Workflow's servers (database server, engine) bind their zro
+# object servers to tcp://* (every interface); in this account's venv, the processes started
+# as `python -m soma_workflow.start_...` bind them to 127.0.0.1 instead (a .pth hook).
+SITE=$(runuser -u "$U" -- "$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cat > "$SITE/mempamal_test_loopback.py" <<'PY'
+"""Test containment (mempamal's loopback cluster): Soma-Workflow's zro servers on 127.0.0.1 only."""
+import zmq
+
+_bind = zmq.Socket.bind
+
+
+def bind(self, address):
+    return _bind(self, address.replace("tcp://*:", "tcp://127.0.0.1:", 1))
+
+
+zmq.Socket.bind = bind
+PY
+echo 'import sys; exec("import mempamal_test_loopback") if any(a.startswith("soma_workflow.start_") for a in sys.orig_argv) else None' \
+  > "$SITE/mempamal_test_loopback.pth"
+chown "$U:$U" "$SITE/mempamal_test_loopback.py" "$SITE/mempamal_test_loopback.pth"
 # mempamal itself, always from this checkout (a copy the account can build in).
 mkdir -p "$S/src"
 cp -r "$CHECKOUT/mempamal" "$CHECKOUT/setup.py" "$CHECKOUT/README.rst" "$S/src/"
@@ -107,6 +127,12 @@ CONF
 SV=$S/server
 mkdir -p "$SV/logs"
 chown -R "$U:$U" "$SV"
+# A shared directory, for the shared filesystem cases: the client sees it as STATE_DIR/shared,
+# the server also as STATE_DIR/cluster-view (a symlink), declared in its path translation file
+# as namespace "mempamal", uuid "workdirs".
+mkdir -p "$S/shared"; chown "$U:$U" "$S/shared"
+ln -s "$S/shared" "$S/cluster-view"
+echo "workdirs $S/cluster-view" > "$SV/translation"; chown "$U:$U" "$SV/translation"
 cat > "$HOME_U/.soma-workflow.cfg" <<CONF
 [$RESOURCE]
 CLUSTER_ADDRESS      = $ADDR
@@ -122,6 +148,7 @@ SERVER_LOG_LEVEL     = ERROR
 ENGINE_LOG_DIR       = $SV/logs/
 ENGINE_LOG_FORMAT    = %(asctime)s => line %(lineno)s: %(message)s
 ENGINE_LOG_LEVEL     = ERROR
+PATH_TRANSLATION_FILES = mempamal{$SV/translation}
 CONF
 # The local scheduler on the cluster side: 2 jobs at once.
 cat > "$HOME_U/.soma-workflow-scheduler.cfg" <<CONF
@@ -154,5 +181,7 @@ REMOTE_PYTHON=$VENV/bin/python
 REMOTE_HOME=$HOME_U
 CLIENT_HOME=$C
 SERVER_DIR=$SV
+SHARED=$S/shared
+CLUSTER_VIEW=$S/cluster-view
 ENV
 echo "up: $U@$ADDR:22, resource $RESOURCE"

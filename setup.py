@@ -21,6 +21,8 @@ setup(
     ],
     extras_require={
         "dask": ["dask[distributed]>=2023.1"],
+        # Soma-Workflow's client-server mode (a remote resource over ssh) needs paramiko on the client.
+        "remote": ["paramiko>=2.9"],
         "slurm": ["dask[distributed]>=2023.1", "dask-jobqueue>=0.8"],
         # Results.to_frame(), Results.plot(), `mempamal report`.
         "plot": ["matplotlib>=3.6", "pandas>=1.5"],
@@ -30,7 +32,7 @@ setup(
         "tabular": ["pandas>=1.5", "pyarrow>=12"],
         "test": ["pytest>=7", "dask[distributed]>=2023.1", "matplotlib>=3.6", "pandas>=1.5", "pyarrow>=12", "nbclient>=0.7",
                  "nbformat>=5.7", "ipykernel>=6", "ipywidgets>=8", "imbalanced-learn>=0.12",
-                 "dask-jobqueue>=0.8"],
+                 "dask-jobqueue>=0.8", "paramiko>=2.9"],
     },
     entry_points={"console_scripts": ["mempamal = mempamal.cli:main"]},
     classifiers=[

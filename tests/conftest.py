@@ -9,6 +9,9 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 def pytest_configure(config):
     config.addinivalue_line("markers", "slurm: needs a single-node SLURM started by the test session "
                                        "(root and apt-get; select with -m slurm)")
+    config.addinivalue_line("markers", "remote: needs the loopback remote cluster (sshd, a cluster account, "
+                                       "Soma-Workflow's server) started by the test session (root and apt-get; "
+                                       "select with -m remote)")
 
 
 def sklearn_nested(estimator, param_grid, X, y, *, cv, inner_cv, scoring, refit=True, groups=None,

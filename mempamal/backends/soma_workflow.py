@@ -4,18 +4,30 @@ SLURM, SGE, DRMAA...).
 
 Each task becomes one Job (its argv command, run from the workdir, its stdout
 and stderr in the workdir's logs/), with the task dependencies, grouped by
-outer fold so that Soma-Workflow's GUI shows the structure. Jobs read and
-write the workdir directly: on a cluster it must be on a filesystem that the
-nodes share with the machine that writes the experiment.
+outer fold so that Soma-Workflow's GUI shows the structure.
+
+On a remote resource (Soma-Workflow's client-server mode, reached over ssh),
+the jobs find the workdir in one of three ways:
+
+- the same path on both sides (a shared filesystem): the default;
+- a declared translation (``shared_path``): the workdir lies under a local
+  root that the server knows by a namespace and a uuid in its
+  ``PATH_TRANSLATION_FILES`` (Soma-Workflow's SharedResourcePath);
+- no shared filesystem (``transfer=True``): the workdir goes to the server as
+  one input FileTransfer (a directory) before the jobs start, and each task's
+  logs, and its outputs when it succeeds, come back as soon as it ends, so that
+  the local workdir ends up as after a local run.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import os
+import posixpath
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..progress import Progress
@@ -37,7 +49,8 @@ def stderr_file(workdir: Path, task: Task) -> Path:
 
 def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list[Task] | None = None, *,
                      threads_per_task: int | None = None, name: str | None = None,
-                     native_specification: list[str] | None = None):
+                     native_specification: list[str] | None = None, python: str | None = None,
+                     workdir_transfer=None, shared_path: tuple[str, str, str] | None = None):
     """A ``soma_workflow.client.Workflow`` running ``tasks`` (default: all) of a workdir.
 
     Parameters
@@ -56,22 +69,54 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
         The workflow's name in Soma-Workflow (default: the workdir's name).
     native_specification : list of str, default=None
         Each job's options for the cluster's scheduler (SLURM: sbatch options).
+    python : str, default=None
+        The interpreter that runs the tasks on the resource, in place of the
+        one recorded in the workdir (None: the recorded one).
+    workdir_transfer : soma_workflow.client.FileTransfer, default=None
+        The workdir as an input FileTransfer (a directory): the jobs run in its
+        copy on the resource and wait for it to be transferred.
+    shared_path : (local_root, namespace, uuid), default=None
+        The workdir lies under ``local_root``, which the resource knows as
+        ``namespace``/``uuid`` in its path translation files.
 
     Returns
     -------
     soma_workflow.client.Workflow
     """
-    from soma_workflow.client import Group, Job
+    from soma_workflow.client import Group, Job, SharedResourcePath
     from soma_workflow.client import Workflow as SomaWorkflow
 
     workdir = Path(workdir).resolve()
     tasks = workflow.tasks if tasks is None else tasks
     env = thread_limits(threads_per_task) if threads_per_task else None
+    if workdir_transfer is not None and shared_path is not None:
+        raise ValueError("workdir_transfer and shared_path: the workdir is either transferred or shared, not both")
     # The engine creates the stdout/stderr files at submission: their directory must exist.
     (workdir / LOG_DIR).mkdir(parents=True, exist_ok=True)
-    jobs = {t.name: Job(command=list(t.command), name=t.name, working_directory=str(workdir),
-                        stdout_file=str(stdout_file(workdir, t)), stderr_file=str(stderr_file(workdir, t)),
-                        env=env, native_specification=native_specification)
+    if workdir_transfer is not None:
+        def place(relative):  # the path in the workdir's copy on the resource
+            return (workdir_transfer, relative) if relative != "." else workdir_transfer
+        inputs = [workdir_transfer]
+    elif shared_path is not None:
+        root, namespace, uuid = shared_path
+        under = workdir.relative_to(Path(root).resolve()).as_posix()
+
+        def place(relative):  # the path the resource translates
+            return SharedResourcePath(posixpath.normpath(posixpath.join(under, relative)), namespace, uuid)
+        inputs = []
+    else:
+        def place(relative):
+            return str(workdir / relative) if relative != "." else str(workdir)
+        inputs = []
+    # Soma-Workflow 6 opens the first job's stdout file as given, before translating paths:
+    # a workdir seen through a FileTransfer or a translation leaves stdout and stderr to the
+    # engine (its own files), retrieved into logs/ when the job ends (retrieve_job_stdouterr).
+    plain = workdir_transfer is None and shared_path is None
+    jobs = {t.name: Job(command=[python, *t.command[1:]] if python else list(t.command), name=t.name,
+                        working_directory=place("."),
+                        stdout_file=str(stdout_file(workdir, t)) if plain else None,
+                        stderr_file=str(stderr_file(workdir, t)) if plain else None,
+                        env=env, native_specification=native_specification, referenced_input_files=inputs)
             for t in tasks}
     dependencies = [(jobs[d], jobs[t.name]) for t in tasks for d in t.dependencies if d in jobs]
     folds: dict[int | None, list] = {}
@@ -123,6 +168,21 @@ class SomaWorkflowBackend(Backend):
         than 23.02. It reaches an engine in this process (light mode) or one the
         connection starts; a Soma-Workflow server already running, or on another
         machine, needs it on its own PATH (:func:`mempamal.slurm.write_sacct_wrapper`).
+    python : str, default=None
+        The Python interpreter that runs the tasks on a remote resource (with
+        mempamal installed), in place of the one recorded in the workdir
+        (``Experiment.write(python=...)``). Default on a remote resource: its
+        ``PYTHON_COMMAND`` in the Soma-Workflow configuration, the interpreter
+        that runs Soma-Workflow's server there; elsewhere: the recorded one.
+    transfer : bool, default=False
+        The remote resource does not see the workdir: send it (the whole
+        directory, one Soma-Workflow FileTransfer) before the jobs start, and
+        bring back each task's logs, and its outputs when it succeeds, as soon
+        as it ends. The copy on the resource is deleted with the workflow.
+    shared_path : (local_root, namespace, uuid), default=None
+        The resource sees the workdir under another path: the workdir lies under
+        ``local_root``, which the resource's ``PATH_TRANSLATION_FILES`` give for
+        ``namespace`` and ``uuid`` (Soma-Workflow's SharedResourcePath).
     poll_interval : float, default=0.5
         Seconds between two status requests.
     """
@@ -144,6 +204,12 @@ class SomaWorkflowBackend(Backend):
                                  "(each task an sbatch job)"),
         Option("sacct_wrapper", bool, "with SLURM, a sacct asking for workdir instead of stdout "
                                       "(default: when sacct is older than 23.02)"),
+        Option("python", str, "the interpreter running the tasks on a remote resource (default: its "
+                              "PYTHON_COMMAND)"),
+        Option("transfer", bool, "the remote resource does not see the workdir: send it, bring the results back",
+               default=False),
+        Option("shared_path", tuple, "the resource sees the workdir under another path: (local_root, "
+                                     "namespace, uuid) of its PATH_TRANSLATION_FILES", cli=False),
         Option("poll_interval", float, "seconds between two status requests", default=0.5),
     )
 
@@ -151,7 +217,8 @@ class SomaWorkflowBackend(Backend):
                  config=None, rsa_key_pass: str | None = None, isolated_light_mode: str | os.PathLike | bool | None = None,
                  n_jobs: int | None = None, max_jobs: int | None = None, threads_per_task: int | None = None,
                  queue: str | None = None, scheduler: str | None = None, sacct_wrapper: bool | None = None,
-                 poll_interval: float = 0.5) -> None:
+                 python: str | None = None, transfer: bool = False,
+                 shared_path: tuple[str, str, str] | None = None, poll_interval: float = 0.5) -> None:
         if max_jobs is not None:
             import warnings
 
@@ -187,6 +254,23 @@ class SomaWorkflowBackend(Backend):
                                  "not with resource_id, config or isolated_light_mode (configure that resource)")
         if sacct_wrapper not in (None, True, False):
             raise ValueError(f"sacct_wrapper: expected True, False or None (automatic), got {sacct_wrapper!r}")
+        if transfer not in (True, False):
+            raise ValueError(f"transfer: expected True or False, got {transfer!r}")
+        if shared_path is not None:
+            if (not isinstance(shared_path, (tuple, list)) or len(shared_path) != 3
+                    or not all(isinstance(p, (str, os.PathLike)) for p in shared_path)):
+                raise ValueError(f"shared_path: expected (local_root, namespace, uuid), got {shared_path!r}")
+            if transfer:
+                raise ValueError("shared_path and transfer: the workdir is either shared or transferred, not both")
+            shared_path = tuple(os.fspath(p) for p in shared_path)
+        if python is not None and (not isinstance(python, str) or not python):
+            raise ValueError(f"python: expected the path of the interpreter on the resource, got {python!r}")
+        if (transfer or shared_path is not None) and resource_id is None and config is None:
+            raise ValueError("transfer and shared_path: for a remote resource (resource_id), not light mode")
+        self.python = python
+        self._task_python = None  # the interpreter of the tasks of the run under way
+        self.transfer = transfer
+        self.shared_path = shared_path
         self.scheduler = scheduler
         self.sacct_wrapper = sacct_wrapper
         self.controller_options = dict(resource_id=resource_id, login=login, password=password, config=config,
@@ -208,11 +292,26 @@ class SomaWorkflowBackend(Backend):
             # On SLURM, one setting for nested parallelism: the threads of a job are the CPUs it asks for.
             native = ([f"--cpus-per-task={threads}"] if threads and controller.get_scheduler_type() == "slurm"
                       else None)
+            workdir_transfer = None
+            if self.transfer:
+                from soma_workflow.client import FileTransfer
+
+                workdir_transfer = FileTransfer(is_input=True, client_path=str(Path(workdir).resolve()),
+                                                name=f"workdir {Path(workdir).name}")
+            self._task_python = self._python(controller)
             soma_workflow = to_soma_workflow(workdir, workflow, tasks, threads_per_task=threads,
-                                             native_specification=native)
+                                             native_specification=native, python=self._task_python,
+                                             workdir_transfer=workdir_transfer, shared_path=self.shared_path)
             workflow_id = controller.submit_workflow(soma_workflow, name=soma_workflow.name, queue=self.queue)
             try:
-                return self._wait(controller, workflow_id, workdir, workflow, tasks, progress)
+                if self.transfer:
+                    fetch = self._send_workdir(controller, workflow_id, workdir)
+                elif self.shared_path is not None:
+                    def fetch(task, job_id, done):
+                        _fetch_logs(controller, Path(workdir).resolve(), task, job_id)
+                else:
+                    fetch = None
+                return self._wait(controller, workflow_id, workdir, workflow, tasks, progress, fetch)
             finally:
                 # Leave nothing behind in Soma-Workflow's database (and kill jobs still running
                 # when interrupted): the outputs in the workdir are the record of the run.
@@ -227,6 +326,48 @@ class SomaWorkflowBackend(Backend):
                 os.environ["PATH"] = saved_path
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def _python(self, controller) -> str | None:
+        """The interpreter of the tasks on the resource: the option, or a remote resource's PYTHON_COMMAND."""
+        from soma_workflow.configuration import REMOTE_MODE
+
+        if self.python is not None or controller.config.get_mode() != REMOTE_MODE:
+            return self.python
+        parser = controller.config.get_config_parser()
+        resource = controller.config._resource_id
+        if parser is None or not parser.has_option(resource, "PYTHON_COMMAND"):
+            return None
+        command = parser.get(resource, "PYTHON_COMMAND").strip()
+        if command.startswith("["):  # Soma-Workflow also takes a list (a wrapper and its arguments)
+            raise ValueError(f"resource {resource!r}: PYTHON_COMMAND {command} is a list; give the "
+                             f"interpreter of the tasks with python=...")
+        return os.path.expandvars(command)
+
+    def _send_workdir(self, controller, workflow_id, workdir: Path):
+        """Transfer the workdir to the resource (the jobs wait for it); return the function fetching a task's files.
+
+        The transfer goes through Soma-Workflow's portable transfer (file contents through the ssh
+        tunnel the connection holds): its default with key authentication, ``scp`` run by
+        ``os.system``, ignores scp's failures and authenticates with the ssh command's own
+        keys and port, not the connection's.
+        """
+        from soma_workflow.client import Helper
+
+        engine = controller._engine_proxy
+        controller._transfer = _directory_transfer(engine)
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints every file it copies
+            Helper.transfer_input_files(workflow_id, controller)
+        # (transfer id, (status, progression, engine path, client path, client paths)) per transfer
+        transfers = controller.workflow_elements_status(workflow_id)[1]
+        (remote_workdir,) = [info[1][2] for info in transfers]
+        local_workdir = Path(workdir).resolve()
+
+        def fetch(task: Task, job_id, done: bool) -> None:
+            _fetch_logs(controller, local_workdir, task, job_id)
+            # Outputs only of a task that succeeded: a missing remote file would come back as an empty one.
+            for relative in task.outputs if done else []:
+                _fetch_file(engine, posixpath.join(remote_workdir, relative), local_workdir / relative)
+        return fetch
+
     def _connect(self, scratch: Path | None = None):
         from soma_workflow.client import WorkflowController
 
@@ -240,11 +381,18 @@ class SomaWorkflowBackend(Backend):
                 "localhost", LIGHT_MODE, self.scheduler, str(scratch / "soma-workflow.db"),
                 str(scratch / "transfers"))}
 
+        if options["resource_id"] is not None or options["config"] is not None:
+            _tunnel_on_loopback()
         # Isolated light mode points SOMA_WORKFLOW_CONFIG at its directory for good: restore it.
         saved = os.environ.get("SOMA_WORKFLOW_CONFIG")
+        chatter = io.StringIO()
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # its chatter would garble the progress bar
+            # Its chatter would garble the progress bar; it explains a failed connection, though.
+            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
                 return WorkflowController(**options)
+        except ConnectionError as e:
+            raise ConnectionError(f"{e}\nSoma-Workflow's output while connecting:\n{chatter.getvalue()[-3000:]}") \
+                from e
         finally:
             if saved is None:
                 os.environ.pop("SOMA_WORKFLOW_CONFIG", None)
@@ -290,15 +438,17 @@ class SomaWorkflowBackend(Backend):
         return max(cpu_count() // jobs_at_once, 1)
 
     def _wait(self, controller, workflow_id, workdir: Path, workflow: Workflow, tasks: list[Task],
-              progress: Progress) -> dict[str, TaskOutcome]:
+              progress: Progress, fetch=None) -> dict[str, TaskOutcome]:
         from soma_workflow import constants
 
         jobs_info = controller.workflow_elements_status(workflow_id)[0]
         names = {job_id: info[0] for job_id, info in controller.jobs([j[0] for j in jobs_info]).items()}
+        # Tasks in workflow order: files fetched back get increasing mtimes, inputs before outputs.
+        order = {t.name: i for i, t in enumerate(workflow.tasks)}
         outcomes: dict[str, TaskOutcome] = {}
         while True:
             jobs_info, _, status, _, _ = controller.workflow_elements_status(workflow_id)
-            for job_id, job_status, _, exit_info, *_ in jobs_info:
+            for job_id, job_status, _, exit_info, *_ in sorted(jobs_info, key=lambda j: order[names[j[0]]]):
                 name = names[job_id]
                 if name in outcomes or job_status not in (constants.DONE, constants.FAILED):
                     continue
@@ -311,11 +461,15 @@ class SomaWorkflowBackend(Backend):
                     outcome = TaskOutcome(NOT_RUN, "a task it depends on failed")
                 elif job_status == constants.DONE and exit_status == constants.FINISHED_REGULARLY \
                         and exit_value == 0:
+                    if fetch is not None:
+                        fetch(workflow.by_name[name], job_id, True)
                     outcome = TaskOutcome(DONE)
                 else:
+                    if fetch is not None:
+                        fetch(workflow.by_name[name], job_id, False)
                     # A non-zero exit may come as ("finished_signal", 1): anything but a regular 0 failed.
                     outcome = TaskOutcome(FAILED, _failure_report(
-                        workdir, workflow.by_name[name], exit_status, exit_value))
+                        workdir, workflow.by_name[name], exit_status, exit_value, self._task_python))
                 outcomes[name] = outcome
                 progress.update(outcome.status)
             # Deleting a workflow the engine has not closed yet would wait for it to time out.
@@ -327,6 +481,71 @@ class SomaWorkflowBackend(Backend):
                 outcomes[task.name] = TaskOutcome(NOT_RUN, "Soma-Workflow did not run it")
                 progress.update(NOT_RUN)
         return outcomes
+
+
+def _fetch_logs(controller, workdir: Path, task: Task, job_id) -> None:
+    """A job's stdout and stderr, kept by the engine, into the task's files in the local workdir."""
+    (workdir / LOG_DIR).mkdir(parents=True, exist_ok=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints every file it copies
+        controller.retrieve_job_stdouterr(job_id, str(stdout_file(workdir, task)), str(stderr_file(workdir, task)))
+
+
+def _fetch_file(engine, remote: str, local: Path) -> bool:
+    """Copy a file of the resource to ``local`` through Soma-Workflow's portable transfer; False if it is missing.
+
+    Written next to its place, then renamed: a task's output is either there, whole, or absent.
+    """
+    from soma_workflow.transfer import PortableRemoteTransfer
+
+    if not engine.is_file(remote):
+        return False
+    local.parent.mkdir(parents=True, exist_ok=True)
+    part = local.with_name(f".{local.name}.transfer")
+    with contextlib.redirect_stdout(io.StringIO()):
+        PortableRemoteTransfer(engine).transfer_from_remote(remote, str(part))
+    size, expected = part.stat().st_size, engine.get_file_size(remote)
+    if size != expected:  # the transfer itself reports nothing
+        part.unlink()
+        raise OSError(f"transfer of {remote} from the resource: {size} bytes of {expected}")
+    os.replace(part, local)
+    return True
+
+
+def _directory_transfer(engine):
+    """Soma-Workflow's portable transfer, sending the files at the top of a directory too.
+
+    Soma-Workflow 6's ``Transfer.top_down_dir_list`` lists the files of a directory's
+    subdirectories only: experiment.json and folds.npz would stay behind.
+    """
+    from soma_workflow.transfer import PortableRemoteTransfer
+
+    class DirectoryTransfer(PortableRemoteTransfer):
+        def top_down_dir_list(self, path):
+            dirs, files = super().top_down_dir_list(path)
+            top = sorted(e.name for e in os.scandir(path) if e.is_file())
+            return dirs, ({"": top, **files} if top else files)
+
+    return DirectoryTransfer(engine)
+
+
+def _tunnel_on_loopback() -> None:
+    """Make Soma-Workflow's ssh tunnel entrance listen on 127.0.0.1 only.
+
+    Its entrance, on the client, binds ``("", port)``: every interface, so that anyone on the
+    notebook's network could drive the engine of the cluster account through it.
+    """
+    from soma_workflow.connection import Tunnel
+
+    if getattr(Tunnel.ForwardServer, "_mempamal_loopback", False):
+        return
+
+    class LoopbackForwardServer(Tunnel.ForwardServer):
+        _mempamal_loopback = True
+
+        def __init__(self, address, handler, *args, **kwargs):
+            super().__init__(("127.0.0.1", address[1]), handler, *args, **kwargs)
+
+    Tunnel.ForwardServer = LoopbackForwardServer
 
 
 def _end_light_mode_scheduler(controller) -> None:
@@ -346,8 +565,11 @@ def _end_light_mode_scheduler(controller) -> None:
         end()
 
 
-def _failure_report(workdir: Path, task: Task, exit_status, exit_value) -> str:
-    """A failed job: how it ended, its command, and the end of its stderr (last, for WorkflowError)."""
+def _failure_report(workdir: Path, task: Task, exit_status, exit_value, python: str | None = None) -> str:
+    """A failed job: how it ended, its command (with the resource's ``python``), and the end of its stderr.
+
+    The stderr comes last, for WorkflowError.
+    """
     path = stderr_file(workdir, task)
     ended = f"job {task.name} ended with {exit_status}, exit value {exit_value}"
     try:
@@ -356,5 +578,7 @@ def _failure_report(workdir: Path, task: Task, exit_status, exit_value) -> str:
     except OSError as e:
         tail = f"(cannot read it: {e})"
     # Without a traceback, how the job ended is the message that matters: put it last.
+    if python:
+        task = replace(task, command=[python, *task.command[1:]])
     return (f"{ended}\ncommand: {task.shell_command(workdir)}\n"
             + (f"stderr ({path}), last lines:\n{tail}" if tail else f"its stderr ({path}) is empty; {ended}"))

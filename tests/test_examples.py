@@ -34,6 +34,14 @@ def test_third_example_runs_small(tmp_path):
     assert "l1_ratio=" in out and "balanced_accuracy" in out
 
 
+def test_fifth_example_runs_small(tmp_path):
+    env = dict(os.environ, MEMPAMAL_EXAMPLE_SMALL="1")
+    out = subprocess.run([sys.executable, str(EXAMPLES / "fifth_example.py"), str(tmp_path / "run")],
+                         capture_output=True, text=True, check=True, env=env).stdout
+    assert "p-value (FWER)" in out and "target 3 (noise): r2 " in out
+    assert (tmp_path / "run" / "permutations.png").stat().st_size > 0
+
+
 def test_user_written_elastic_net_equals_sklearn():
     sys.path.insert(0, str(EXAMPLES))
     try:

@@ -1,7 +1,7 @@
 """The example notebooks run as written (nbclient, one kernel each), on smaller problems.
 
 Each notebook reads MEMPAMAL_EXAMPLE_SMALL=1 to shrink its data, folds and grid,
-and MEMPAMAL_EXAMPLE_WORKDIR for where to write. The four run two at a time (a
+and MEMPAMAL_EXAMPLE_WORKDIR for where to write. The five run two at a time (a
 kernel's start-up is mostly one core's work), once for all the tests here.
 """
 import asyncio
@@ -14,7 +14,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-NOTEBOOKS = ["first_example.ipynb", "second_example.ipynb", "third_example.ipynb", "fourth_example.ipynb"]
+NOTEBOOKS = ["first_example.ipynb", "second_example.ipynb", "third_example.ipynb", "fourth_example.ipynb",
+             "fifth_example.ipynb"]
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 

@@ -22,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, load_results, run
+from mempamal.lock import StaleLockWarning
 from mempamal.layout import PERMUTED_FOLDS_DIR
 from mempamal.permutations import default_chunk_size
 from mempamal.workflow import build_workflow, load_workflow
@@ -136,6 +137,28 @@ def test_per_target_nested_grid_and_max_t(workdir):
     assert res.predictions.shape == (20, 3)
     assert "p-value (FWER)" in res.summary()
     assert res.to_frame().index.names == ["target", "outer_fold"]
+    from mempamal.report import write_report
+
+    html = write_report(workdir, workdir / "report.html").read_text()
+    assert "<th>p-value (FWER)</th>" in html and "data:image/png;base64," in html
+
+
+def test_dataframe_and_sample_weight(workdir):
+    """Per-sample params follow their samples, not the permuted y, as permutation_test_score's params do."""
+    pytest.importorskip("pyarrow")
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    weights = np.random.RandomState(0).uniform(0.5, 2.0, len(y))
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    cv, inner, grid = StratifiedKFold(3, shuffle=True, random_state=0), StratifiedKFold(3), {
+        "logisticregression__C": [0.1, 1.0]}
+    params = {"logisticregression__sample_weight": weights}
+    Experiment(pipe, cv=cv, param_grid=grid, inner_cv=inner, scoring="accuracy", n_permutations=4).write(
+        X, y, workdir, params=params)
+    run(workdir, n_jobs=2, progress=False)
+    search = GridSearchCV(pipe, grid, cv=inner, scoring="accuracy")
+    oracle = permutation_test_score(search, X, y, cv=cv, n_permutations=4, random_state=0, scoring="accuracy",
+                                    params=params)
+    assert_same_as_permutation_test_score(load_results(workdir), "accuracy", oracle)
 
 
 def test_permutation_tasks_are_commands(tmp_path):
@@ -183,7 +206,8 @@ def test_kill_in_the_middle_of_the_permutations_then_resume(tmp_path):
     done = [p for p in permutes if (killed / p).exists()]
     assert len(done) < len(permutes) and not (killed / "results.json").exists()
     before = {p: (killed / p).stat().st_mtime_ns for p in done}
-    report = run(killed, n_jobs=2, progress=False)
+    with pytest.warns(StaleLockWarning, match="took over the lock of a run that is no longer alive"):  # the killed run's lock
+        report = run(killed, n_jobs=2, progress=False)
     assert {f"permute-{Path(p).stem}" for p in done} <= set(report.skipped)
     assert {p: (killed / p).stat().st_mtime_ns for p in done} == before  # not recomputed
 

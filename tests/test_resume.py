@@ -18,6 +18,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
 from mempamal import Experiment, load_results, run
+from mempamal.lock import StaleLockWarning
 from mempamal.backends import WorkflowError
 from mempamal.files import InputFileError
 from mempamal.layout import TaskId
@@ -80,7 +81,8 @@ def test_kill_run_and_workers_then_resume(tmp_path):
     assert 0 < len(done) < len(maps)
     before = stamps(killed, done)
     gate.unlink()
-    report = run(killed, n_jobs=2, progress=False)
+    with pytest.warns(StaleLockWarning, match="took over the lock of a run that is no longer alive"):  # the killed run's lock
+        report = run(killed, n_jobs=2, progress=False)
     assert set(report.skipped) == {f"map-{Path(m).stem}" for m in done}
     assert f"{len(done)} skipped" in report.summary()
     assert stamps(killed, done) == before  # finished before the kill: not recomputed

@@ -71,3 +71,28 @@ class HoldAfter(_RidgeLike):
                 while os.path.exists(self.gate):
                     time.sleep(0.05)
         return self._fit(X, y)
+
+
+def kill_run_once_held(workdir, gate, held=2, timeout=120):
+    """Start ``mempamal run WORKDIR -j 2`` in its own process group, wait until ``held`` workers wait at
+    ``gate`` (their ``gate``.held-PID files), then SIGKILL the run and its workers; returns the held pids."""
+    import signal
+    import subprocess
+    import sys
+
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    proc = subprocess.Popen([sys.executable, "-m", "mempamal", "run", str(workdir), "-j", "2", "-q"], env=env,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    marks = Path(gate).parent.glob
+    try:
+        deadline = time.monotonic() + timeout
+        while len(list(marks(f"{Path(gate).name}.held-*"))) < held:  # every worker held: nothing else finishes
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "the run never got its workers to the gate"
+            time.sleep(0.05)
+        return [int(p.name.rpartition("-")[2]) for p in marks(f"{Path(gate).name}.held-*")]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run and its workers: they share its process group
+        proc.wait()
+        proc.stdout.close()

@@ -5,11 +5,8 @@ direct computation from scikit-learn's per-column results; a kill in the middle 
 permutations, then a resume.
 """
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +24,8 @@ from mempamal.layout import PERMUTED_FOLDS_DIR
 from mempamal.permutations import default_chunk_size
 from mempamal.workflow import build_workflow, load_workflow
 
-from reliab_helpers import HoldAfter
+from reliab_helpers import HoldAfter, kill_run_once_held
 
-TESTS = Path(__file__).resolve().parent
-ROOT = TESTS.parent
 ATOL = 1e-12
 
 
@@ -189,19 +184,7 @@ def test_kill_in_the_middle_of_the_permutations_then_resume(tmp_path):
     killed = exp.write(X, Y, tmp_path / "killed")
     permutes = [t.outputs[0] for t in load_workflow(killed).tasks if t.stage == "permute"]
     gate.touch()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
-    proc = subprocess.Popen([sys.executable, "-m", "mempamal", "run", str(killed), "-j", "2", "-q"], env=env,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(tmp_path.glob("gate.held-*"))) < 2:
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "the run never got both workers to the gate"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
+    kill_run_once_held(killed, gate)
     gate.unlink()
     done = [p for p in permutes if (killed / p).exists()]
     assert len(done) < len(permutes) and not (killed / "results.json").exists()

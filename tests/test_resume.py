@@ -3,9 +3,7 @@
 The fault test kills a real ``mempamal run`` (and its worker processes) mid-run with SIGKILL,
 then runs again: the results equal an uninterrupted run's and no finished task is recomputed.
 """
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,10 +24,8 @@ from mempamal.tasks import run_task
 from mempamal.workflow import load_workflow
 
 from conftest import assert_same_as_sklearn, sklearn_nested
-from reliab_helpers import HeldRidge, KillOnce
+from reliab_helpers import HeldRidge, KillOnce, kill_run_once_held
 
-TESTS = Path(__file__).resolve().parent
-ROOT = TESTS.parent
 
 
 def small_data():
@@ -57,20 +53,7 @@ def test_kill_run_and_workers_then_resume(tmp_path):
     maps = [t.outputs[0] for t in load_workflow(killed).tasks if t.stage == "map"]
 
     gate.touch()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
-    proc = subprocess.Popen([sys.executable, "-m", "mempamal", "run", str(killed), "-j", "2", "-q"], env=env,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(tmp_path.glob("gate.held-*"))) < 2:  # both workers held: nothing else can finish
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "the run never got both workers to the gate"
-            time.sleep(0.05)
-        held_pids = [int(p.name.rpartition("-")[2]) for p in tmp_path.glob("gate.held-*")]
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and its workers: they share its process group
-        proc.wait()
-        proc.stdout.close()
+    held_pids = kill_run_once_held(killed, gate)
     for pid in held_pids:  # the workers went with it
         deadline = time.monotonic() + 10
         while _alive(pid) and time.monotonic() < deadline:

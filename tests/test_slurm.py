@@ -300,3 +300,19 @@ def test_export_slurm_command_line(tmp_path):
 def test_export_slurm_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         stage_resources(**kwargs)
+
+
+def test_export_slurm_permute_stage_runs_beside_the_analysis(tmp_path):
+    """Permute tasks depend on nothing: their arrays start at once; gather waits for refits and permutes."""
+    X, y, pipe, outer, inner, _ = iris_experiment()
+    exp = Experiment(pipe, cv=outer, param_grid=GRID, inner_cv=inner, scoring="f1_weighted", n_permutations=2)
+    workdir = exp.write(X, y, tmp_path / "run")
+    script = export(workdir, "slurm", tmp_path / "submit.sh").read_text()
+    lines = [line for line in script.splitlines() if line.startswith(("map_", "refit_", "permute_", "gather_"))]
+    assert [line.split("=", 1)[0] for line in lines] == ["map_0", "refit_0", "permute_0", "gather_0"]
+    assert "--dependency" not in lines[2]  # permute: nothing to wait for
+    assert "--dependency=afterok:$map_0 " in lines[1]
+    assert "--dependency=afterok:$refit_0:$permute_0 " in lines[3]
+    tasks = (workdir / "slurm" / "permute.tasks").read_text().splitlines()
+    assert [t.split("\t")[0] for t in tasks] == ["permute-p0-o0", "permute-p0-o1", "permute-p1-o0", "permute-p1-o1"]
+    assert " task --if-incomplete --log logs/permute-p0-o0.log permute . --perm 0 --outer 0" in tasks[0]

@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..batches import Batch, check_batch_options, plan_batches, write_batch_files
+from ..layout import LOG_DIR, STAGES
 from ..progress import Progress
-from ..layout import LOG_DIR
-from ..workflow import Task, Workflow, thread_limits
+from ..workflow import Task, Workflow, is_complete, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, TaskOutcome
 
 STDERR_TAIL = 20  # lines of a failed job's stderr in its error report
@@ -37,8 +38,12 @@ def stderr_file(workdir: Path, task: Task) -> Path:
 
 def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list[Task] | None = None, *,
                      threads_per_task: int | None = None, name: str | None = None,
-                     native_specification: list[str] | None = None):
+                     native_specification: list[str] | None = None, batch_size: int | None = None,
+                     jobs_at_once: int | None = None, batches: list[Batch] | None = None):
     """A ``soma_workflow.client.Workflow`` running ``tasks`` (default: all) of a workdir.
+
+    One Job per batch of tasks of a stage (:func:`mempamal.batches.plan_batches`; a batch of
+    one task is that task's own command), writing the batch files into the workdir.
 
     Parameters
     ----------
@@ -56,6 +61,14 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
         The workflow's name in Soma-Workflow (default: the workdir's name).
     native_specification : list of str, default=None
         Each job's options for the cluster's scheduler (SLURM: sbatch options).
+    batch_size : int, default=None
+        Most tasks per job; 1: one job per task. Default: from each stage's task count
+        and ``jobs_at_once`` (:func:`mempamal.batches.default_batch_size`).
+    jobs_at_once : int, default=None
+        The jobs that run at once, for the default batch size (default: this machine's cores).
+    batches : list of Batch, default=None
+        The batches to submit, already planned from ``tasks`` (then ``batch_size`` and
+        ``jobs_at_once`` are not used).
 
     Returns
     -------
@@ -66,20 +79,28 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
 
     workdir = Path(workdir).resolve()
     tasks = workflow.tasks if tasks is None else tasks
+    if batches is None:
+        batches = plan_batches(tasks, batch_size, jobs_at_once)
+    write_batch_files(workdir, batches)
     env = thread_limits(threads_per_task) if threads_per_task else None
-    # The engine creates the stdout/stderr files at submission: their directory must exist.
-    (workdir / LOG_DIR).mkdir(parents=True, exist_ok=True)
-    jobs = {t.name: Job(command=list(t.command), name=t.name, working_directory=str(workdir),
-                        stdout_file=str(stdout_file(workdir, t)), stderr_file=str(stderr_file(workdir, t)),
+    # The engine creates the stdout/stderr files at submission: their directories must exist.
+    for directory in {(workdir / f).parent for b in batches for f in (b.stdout, b.stderr)}:
+        directory.mkdir(parents=True, exist_ok=True)
+    jobs = {b.name: Job(command=b.command(workflow.python), name=b.name, working_directory=str(workdir),
+                        stdout_file=str(workdir / b.stdout), stderr_file=str(workdir / b.stderr),
                         env=env, native_specification=native_specification)
-            for t in tasks}
-    dependencies = [(jobs[d], jobs[t.name]) for t in tasks for d in t.dependencies if d in jobs]
-    folds: dict[int | None, list] = {}
-    for t in tasks:
-        folds.setdefault(t.outer, []).append(jobs[t.name])
-    groups = [Group(elements=members, name=f"outer fold {o}" if o is not None else "gather")
-              for o, members in sorted(folds.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
-    return SomaWorkflow(jobs=list(jobs.values()), dependencies=dependencies, root_group=groups,
+            for b in batches}
+    dependencies = [(jobs[d], jobs[b.name]) for b in batches for d in b.dependencies]
+    # Grouped by outer fold when a batch's tasks share one (so the GUI shows the structure), else by stage.
+    groups: dict[tuple, list] = {}
+    for b in batches:
+        outers = {t.outer for t in b.tasks}
+        outer = outers.pop() if len(outers) == 1 else None
+        key = (0, outer, "") if outer is not None else (1, STAGES.index(b.stage), b.stage)
+        groups.setdefault(key, []).append(jobs[b.name])
+    root = [Group(elements=members, name=f"outer fold {key[1]}" if key[0] == 0 else key[2])
+            for key, members in sorted(groups.items())]
+    return SomaWorkflow(jobs=list(jobs.values()), dependencies=dependencies, root_group=root,
                         name=name or f"mempamal {workdir.name}")
 
 
@@ -122,6 +143,12 @@ class SomaWorkflowBackend(Backend):
         machine, needs it on its own PATH (:func:`mempamal.slurm.write_sacct_wrapper`).
     poll_interval : float, default=0.5
         Seconds between two status requests.
+    batch_size : int, default=None
+        Most tasks per job: each job runs a batch of tasks of one stage in one process
+        (``mempamal task batch``), paying the interpreter's start-up once; each task keeps its
+        own outputs, log and outcome. 1: one job per task. Default: per stage, the tasks
+        split into 2 batches per job slot (light mode: the jobs at once; elsewhere: this
+        machine's cores), see :func:`mempamal.batches.plan_batches`.
     """
 
     name = "soma-workflow"
@@ -130,10 +157,11 @@ class SomaWorkflowBackend(Backend):
                  config=None, rsa_key_pass: str | None = None, isolated_light_mode: str | os.PathLike | bool | None = None,
                  max_jobs: int | None = None, threads_per_task: int | None = None, queue: str | None = None,
                  scheduler: str | None = None, sacct_wrapper: bool | None = None,
-                 poll_interval: float = 0.5) -> None:
+                 poll_interval: float = 0.5, batch_size: int | None = None) -> None:
         for option, value in (("max_jobs", max_jobs), ("threads_per_task", threads_per_task)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{option}: expected a positive int or None, got {value!r}")
+        check_batch_options(batch_size, None)
         if not poll_interval > 0:
             raise ValueError(f"poll_interval: expected a positive number of seconds, got {poll_interval!r}")
         if isinstance(isolated_light_mode, os.PathLike):
@@ -159,6 +187,7 @@ class SomaWorkflowBackend(Backend):
         self.threads_per_task = threads_per_task
         self.queue = queue
         self.poll_interval = poll_interval
+        self.batch_size = batch_size
 
     def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task],
                 progress: Progress) -> dict[str, TaskOutcome]:
@@ -172,11 +201,12 @@ class SomaWorkflowBackend(Backend):
             # On SLURM, one setting for nested parallelism: the threads of a job are the CPUs it asks for.
             native = ([f"--cpus-per-task={threads}"] if threads and controller.get_scheduler_type() == "slurm"
                       else None)
+            batches = plan_batches(tasks, self.batch_size, self._jobs_at_once(controller))
             soma_workflow = to_soma_workflow(workdir, workflow, tasks, threads_per_task=threads,
-                                             native_specification=native)
+                                             native_specification=native, batches=batches)
             workflow_id = controller.submit_workflow(soma_workflow, name=soma_workflow.name, queue=self.queue)
             try:
-                return self._wait(controller, workflow_id, workdir, workflow, tasks, progress)
+                return self._wait(controller, workflow_id, workdir, workflow, tasks, progress, batches)
             finally:
                 # Leave nothing behind in Soma-Workflow's database (and kill jobs still running
                 # when interrupted): the outputs in the workdir are the record of the run.
@@ -253,35 +283,40 @@ class SomaWorkflowBackend(Backend):
         jobs_at_once = self.max_jobs or scheduler.get_proc_nb() or cpu_count()
         return max(cpu_count() // jobs_at_once, 1)
 
+    def _jobs_at_once(self, controller) -> int | None:
+        """The jobs a light-mode local scheduler runs at once (after _configure); None elsewhere."""
+        from soma_workflow.configuration import LOCAL_SCHEDULER, LocalSchedulerCfg
+
+        scheduler = controller.scheduler_config
+        if controller.get_scheduler_type() == LOCAL_SCHEDULER and isinstance(scheduler, LocalSchedulerCfg):
+            return self.max_jobs or scheduler.get_proc_nb() or None
+        return None
+
     def _wait(self, controller, workflow_id, workdir: Path, workflow: Workflow, tasks: list[Task],
-              progress: Progress) -> dict[str, TaskOutcome]:
+              progress: Progress, batches: list[Batch] | None = None) -> dict[str, TaskOutcome]:
         from soma_workflow import constants
 
+        by_job = {b.name: b for b in (plan_batches(tasks, 1) if batches is None else batches)}
         jobs_info = controller.workflow_elements_status(workflow_id)[0]
         names = {job_id: info[0] for job_id, info in controller.jobs([j[0] for j in jobs_info]).items()}
         outcomes: dict[str, TaskOutcome] = {}
+        ended: set[str] = set()
         while True:
             jobs_info, _, status, _, _ = controller.workflow_elements_status(workflow_id)
             for job_id, job_status, _, exit_info, *_ in jobs_info:
                 name = names[job_id]
-                if name in outcomes or job_status not in (constants.DONE, constants.FAILED):
+                if name in ended or job_status not in (constants.DONE, constants.FAILED):
                     continue
                 exit_status, exit_value = exit_info[0], exit_info[1]
                 if exit_status is None and status != constants.WORKFLOW_DONE:
                     # The engine records a job's end status, then its exit status in a second
                     # write: between the two, a job that succeeded would look failed.
                     continue
-                if exit_status == constants.EXIT_NOTRUN:
-                    outcome = TaskOutcome(NOT_RUN, "a task it depends on failed")
-                elif job_status == constants.DONE and exit_status == constants.FINISHED_REGULARLY \
-                        and exit_value == 0:
-                    outcome = TaskOutcome(DONE)
-                else:
-                    # A non-zero exit may come as ("finished_signal", 1): anything but a regular 0 failed.
-                    outcome = TaskOutcome(FAILED, _failure_report(
-                        workdir, workflow.by_name[name], exit_status, exit_value))
-                outcomes[name] = outcome
-                progress.update(outcome.status)
+                ended.add(name)
+                for task_name, outcome in _batch_outcomes(workdir, by_job[name], job_status, exit_status,
+                                                          exit_value).items():
+                    outcomes[task_name] = outcome
+                    progress.update(outcome.status)
             # Deleting a workflow the engine has not closed yet would wait for it to time out.
             if status == constants.WORKFLOW_DONE:
                 break
@@ -291,6 +326,40 @@ class SomaWorkflowBackend(Backend):
                 outcomes[task.name] = TaskOutcome(NOT_RUN, "Soma-Workflow did not run it")
                 progress.update(NOT_RUN)
         return outcomes
+
+
+def _batch_outcomes(workdir: Path, batch: Batch, job_status, exit_status, exit_value) -> dict[str, TaskOutcome]:
+    """Each task's outcome from how its batch's job ended.
+
+    A job that exited 0 ran (or skipped, complete) every task. Otherwise, in a batch of
+    several tasks: a complete task is DONE, one the batch started is FAILED (its log says
+    why), one it never reached (killed before) NOT_RUN; the batch's output says which it started.
+    """
+    from soma_workflow import constants
+
+    if exit_status == constants.EXIT_NOTRUN:
+        return {t.name: TaskOutcome(NOT_RUN, "a task it depends on failed") for t in batch.tasks}
+    if job_status == constants.DONE and exit_status == constants.FINISHED_REGULARLY and exit_value == 0:
+        return {t.name: TaskOutcome(DONE) for t in batch.tasks}
+    # A non-zero exit may come as ("finished_signal", 1): anything but a regular 0 failed.
+    if len(batch.tasks) == 1:
+        return {batch.name: TaskOutcome(FAILED, _failure_report(workdir, batch.tasks[0], exit_status, exit_value))}
+    try:
+        with open(workdir / batch.stdout, errors="replace") as f:
+            started = {line.split(": ", 1)[0] for line in f}
+    except OSError:
+        started = set()
+    outcomes = {}
+    for task in batch.tasks:
+        if is_complete(workdir, task.id):
+            outcomes[task.name] = TaskOutcome(DONE)
+        elif task.name in started:
+            outcomes[task.name] = TaskOutcome(FAILED, _failure_report(workdir, task, exit_status, exit_value,
+                                                                      job=batch.name))
+        else:
+            outcomes[task.name] = TaskOutcome(NOT_RUN, f"its batch, job {batch.name}, ended with {exit_status}, "
+                                                       f"exit value {exit_value}, before running it")
+    return outcomes
 
 
 def _end_light_mode_scheduler(controller) -> None:
@@ -310,10 +379,11 @@ def _end_light_mode_scheduler(controller) -> None:
         end()
 
 
-def _failure_report(workdir: Path, task: Task, exit_status, exit_value) -> str:
-    """A failed job: how it ended, its command, and the end of its stderr (last, for WorkflowError)."""
+def _failure_report(workdir: Path, task: Task, exit_status, exit_value, job: str | None = None) -> str:
+    """A failed task: how its job ended (``job``: the batch's name, when it ran in a batch),
+    its command, and the end of its log (last, for WorkflowError)."""
     path = stderr_file(workdir, task)
-    ended = f"job {task.name} ended with {exit_status}, exit value {exit_value}"
+    ended = f"job {job or task.name} ended with {exit_status}, exit value {exit_value}"
     try:
         with open(path, errors="replace") as f:
             tail = "".join(f.readlines()[-STDERR_TAIL:]).rstrip()

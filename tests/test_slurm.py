@@ -153,7 +153,7 @@ def test_soma_workflow_slurm_scheduler(slurm, tmp_path, local_reference):
         assert subprocess.run(["sacct", "-o", "jobid,stdout"], capture_output=True).returncode != 0
     # The sacct wrapper goes first on PATH for the run (automatic), and only then.
     path = os.environ["PATH"]
-    report = run(workdir, backend="soma-workflow", scheduler="slurm", progress=False)
+    report = run(workdir, backend="soma-workflow", scheduler="slurm", batch_size=1, progress=False)
     assert os.environ["PATH"] == path
     assert len(report.names("done")) == 7
     assert_same_results(workdir, local_reference)

@@ -2,9 +2,10 @@
 machine (light mode) or on a configured resource (a cluster through PBS,
 SLURM, SGE, DRMAA...).
 
-Each task becomes one Job (its argv command, run from the workdir, its stdout
-and stderr in the workdir's logs/), with the task dependencies, grouped by
-outer fold so that Soma-Workflow's GUI shows the structure. Jobs read and
+Each batch of tasks of a stage becomes one Job (:mod:`mempamal.batches`; a batch
+of one task is the task's own command; its argv command runs from the workdir,
+its stdout and stderr in the workdir's logs/), with the dependencies between
+batches, grouped by outer fold so that Soma-Workflow's GUI shows the structure. Jobs read and
 write the workdir directly: on a cluster it must be on a filesystem that the
 nodes share with the machine that writes the experiment.
 """
@@ -132,7 +133,7 @@ class SomaWorkflowBackend(Backend):
         The resource's queue to submit to.
     scheduler : str, default=None
         Light mode driving this machine's batch scheduler instead of running jobs
-        itself: ``"slurm"`` (each task an sbatch job), ``"pbspro"``... (a login node;
+        itself: ``"slurm"`` (each batch of tasks an sbatch job), ``"pbspro"``... (a login node;
         its database is a temporary file of the run).
     sacct_wrapper : bool, default=None
         With SLURM: put first on PATH, for the run, a ``sacct`` that asks for the

@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the file to write")
     p.add_argument("--batch-size", type=int, metavar="N",
                    help="most tasks per command (one process runs them in turn, each with its own outputs "
-                        "and log); 1: one command per task (default: per stage, 2 batches per job at once)")
+                        "and log); 1: one command per task (default: per stage, one batch per job at once)")
     p.add_argument("--jobs-at-once", type=int, metavar="N",
                    help="the jobs that will run at once, from which the default batch size is derived "
                         "(default: this machine's cores)")

@@ -155,7 +155,7 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
         whose outputs are fresh: delete the outputs to recompute).
     batch_size : int, default=None
         Most tasks per array element (a batch run in one process); 1: one task per element.
-        Default: per stage, 2 batches per job the cluster runs at once (``jobs_at_once``).
+        Default: per stage, one batch per job the cluster runs at once (``jobs_at_once``).
     jobs_at_once : int, default=None
         The array elements the cluster runs at once, for the default batch size; default:
         this machine's cores. Set it to the cores you get on the cluster.

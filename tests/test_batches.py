@@ -42,8 +42,9 @@ def test_plan_groups_a_stage_in_nearly_equal_batches_with_their_dependencies(tmp
         ("gather", ["gather"], ["refit-o1"]),
     ]
     # The default: BATCHES_PER_SLOT batches per job at once and stage.
-    assert BATCHES_PER_SLOT == 2 and default_batch_size(25, 2) == 7 and default_batch_size(5, 2) == 2
-    assert [len(b.tasks) for b in plan_batches(tasks, jobs_at_once=1)] == [2, 2, 1, 1, 1]
+    assert BATCHES_PER_SLOT == 1 and default_batch_size(25, 2) == 13 and default_batch_size(5, 2) == 3
+    assert [len(b.tasks) for b in plan_batches(tasks, jobs_at_once=1)] == [4, 2, 1]
+    assert [len(b.tasks) for b in plan_batches(tasks, jobs_at_once=3)] == [2, 2, 1, 1, 1]
 
 
 def test_batch_files_say_their_tasks_by_name(tmp_path):

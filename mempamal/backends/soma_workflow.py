@@ -148,7 +148,7 @@ class SomaWorkflowBackend(Backend):
         Most tasks per job: each job runs a batch of tasks of one stage in one process
         (``mempamal task batch``), paying the interpreter's start-up once; each task keeps its
         own outputs, log and outcome. 1: one job per task. Default: per stage, the tasks
-        split into 2 batches per job slot (light mode: the jobs at once; elsewhere: this
+        split into one batch per job slot (light mode: the jobs at once; elsewhere: this
         machine's cores), see :func:`mempamal.batches.plan_batches`.
     """
 

@@ -301,7 +301,8 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
         description="Run each task FILE lists in turn, in this one process (one interpreter start-up for "
                     "all), each with its own outputs and log (logs/<task>.log), as its own command would; "
                     "skip those complete (as --if-incomplete), go on after a failure, and exit with status 1 "
-                    "if any failed. Prints one line per task: '<task>: running', then 'done' or 'failed'.")
+                    "if any failed. Prints '<task>: running' then '<task>: done' (or '<task>: complete, skipped'); a "
+                    "failure goes to stderr as '<task>: failed: ...'.")
     p.add_argument("workdir", help=workdir)
     p.add_argument("--file", required=True, help="the batch file, relative to the workdir (batches/...json)")
     return parser

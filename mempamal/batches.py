@@ -75,10 +75,13 @@ class Batch:
     def command(self, python: str, *, if_incomplete: bool = False, log: bool = False) -> list[str]:
         """The argv that runs it from the workdir (see :func:`mempamal.workflow.task_command`).
 
-        A batch of several tasks always skips complete tasks and sends each task's output to
-        its log, whatever ``if_incomplete`` and ``log``.
+        A batch of one task runs the task's own command (workflow.json's, when neither option is
+        asked for). A batch of several tasks always skips complete tasks and sends each task's
+        output to its log, whatever ``if_incomplete`` and ``log``.
         """
         if len(self.tasks) == 1:
+            if not (if_incomplete or log):
+                return list(self.tasks[0].command)
             return task_command(python, self.tasks[0].id, if_incomplete=if_incomplete, log=log)
         return [python, "-m", "mempamal", "task", "batch", ".", "--file", self.file]
 

@@ -26,7 +26,7 @@ from typing import Callable
 from .files import write_json
 from .workflow import Workflow, load_workflow
 
-CMD_LIST_FORMAT = "mempamal/cmd-list-1"
+CMD_LIST_FORMAT = "mempamal/cmd-list-2"  # 2: a line per batch of tasks, and "tasks"
 
 
 def export_soma_workflow(workdir: Path, workflow: Workflow, output: Path, *,

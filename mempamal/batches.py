@@ -123,30 +123,29 @@ def plan_batches(tasks: list[Task], batch_size: int | None = None, jobs_at_once:
     for task in tasks:
         by_stage.setdefault(task.stage, []).append(task)
     batches: list[Batch] = []
-    batch_of: dict[str, str] = {}  # task name -> the name of its batch
+    batch_of: dict[str, str] = {}  # task name -> the name of its batch, for the batches made so far
+    given = {t.name for t in tasks}
     for stage in sorted(by_stage, key=STAGES.index):
         members = by_stage[stage]
-        member_names = {t.name for t in members}
         size = batch_size or default_batch_size(len(members), jobs_at_once)
         n_batches = math.ceil(len(members) / size)
         bounds = [round(k * len(members) / n_batches) for k in range(n_batches + 1)]
-        stage_batches = []
         for k in range(n_batches):
-            chunk = members[bounds[k]:bounds[k + 1]]
-            dependencies = []
+            chunk, dependencies = members[bounds[k]:bounds[k + 1]], []
             for task in chunk:
                 for d in task.dependencies:
                     name = batch_of.get(d)
-                    if name is None and d in member_names:
-                        # The batch command runs its tasks in turn, in no order the graph knows of.
-                        raise ValueError(f"task {task.name} depends on {d}, of the same stage: tasks of a "
-                                         "stage must not depend on each other to be run in batches")
+                    if name is None and d in given:
+                        # A batch runs its tasks in turn, whatever they wait for: a dependency must be
+                        # in an earlier batch (a task of a batch of one may wait for one of its stage).
+                        raise ValueError(f"task {task.name} depends on {d}, of its own batch or of a later "
+                                         "one: tasks of a stage must not depend on each other to be run in "
+                                         "batches (batch_size=1 runs them one by one)")
                     if name is not None and name not in dependencies:
                         dependencies.append(name)
-            stage_batches.append(Batch(stage, k, chunk, dependencies))
-        for batch in stage_batches:
+            batch = Batch(stage, k, chunk, dependencies)
             batch_of.update((t.name, batch.name) for t in batch.tasks)
-        batches.extend(stage_batches)
+            batches.append(batch)
     return batches
 
 

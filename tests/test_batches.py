@@ -78,8 +78,14 @@ def test_bad_batch_options(options, match):
 def test_tasks_of_a_stage_depending_on_each_other_are_not_batched():
     a, b = TaskId("map", outer=0, inner=0, chunk=0), TaskId("map", outer=0, inner=1, chunk=0)
     tasks = [Task(a, []), Task(b, [], dependencies=[a.name])]
-    with pytest.raises(ValueError, match="task map-o0-i1-c0 depends on map-o0-i0-c0, of the same stage"):
+    with pytest.raises(ValueError, match="task map-o0-i1-c0 depends on map-o0-i0-c0, of its own batch or of a later"):
         plan_batches(tasks, batch_size=2)
+    # One task per batch: the dependency is between batches, as between tasks.
+    assert names(plan_batches(tasks, batch_size=1)) == [(a.name, [a.name], []), (b.name, [b.name], [a.name])]
+    # A dependency on a stage batched later (refit before map) would be lost: refused.
+    refit = TaskId("refit", outer=0)
+    with pytest.raises(ValueError, match="task map-o0-i0-c0 depends on refit-o0"):
+        plan_batches([Task(refit, []), Task(a, [], dependencies=[refit.name])], batch_size=1)
 
 
 def batch_command(workdir, *args):

@@ -199,7 +199,9 @@ def _command(args: argparse.Namespace) -> None:
             if options and args.format != "slurm":
                 raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in options)}: "
                                  f"options of --format slurm, not of --format {args.format}")
-            options.update({k: getattr(args, k) for k in ("batch_size", "jobs_at_once") if getattr(args, k) is not None})
+            # Every format's own: how many tasks each command runs.
+            options.update({k: getattr(args, k) for k in ("batch_size", "jobs_at_once")
+                            if getattr(args, k) is not None})
             print(f"mempamal: wrote {export(args.workdir, args.format, args.output, **options)}")
         except (FileNotFoundError, ValueError) as e:
             sys.exit(str(e))

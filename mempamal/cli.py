@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
                    "cmd-list: JSON of shell commands runnable from anywhere and their dependencies; "
                    "slurm: a bash script of sbatch job arrays, one per stage (options below)")
     p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="most tasks per command (one process runs them in turn, each with its own outputs "
+                        "and log); 1: one command per task (default: per stage, one batch per job at once)")
+    p.add_argument("--jobs-at-once", type=int, metavar="N",
+                   help="the jobs that will run at once, from which the default batch size is derived "
+                        "(default: this machine's cores)")
     g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
     g.add_argument("--cpus", type=int, help="--cpus-per-task: the CPUs of each task, also its BLAS/OpenMP "
                                             "threads (not the tasks at once, which is SLURM's to decide)")
@@ -164,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
         from .encoding import DecodingError
         from .tasks import TaskInputError, run_task, task_id_of
 
+        if args.stage == "batch":
+            _task_batch(args)
+            return
         task_id = task_id_of(args)
         if args.if_incomplete:
             from .workflow import is_complete
@@ -190,6 +199,28 @@ def main(argv: list[str] | None = None) -> None:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+
+
+def _task_batch(args: argparse.Namespace) -> None:
+    """``mempamal task batch``: each task in turn, its own log; status 1 when one failed."""
+    from pathlib import Path
+
+    from .batches import read_batch_file
+    from .files import InputFileError, reading
+    from .tasks import run_batch
+
+    if args.log is not None:
+        sys.exit("mempamal task batch: no --log: each task writes its own log (logs/<task>.log)")
+    path = Path(args.workdir) / args.file
+    try:
+        with reading(path, "a batch file, written with the workflow's export or by the back-end"):
+            task_ids = read_batch_file(path)
+    except (InputFileError, ValueError, TypeError, KeyError) as e:
+        sys.exit(f"mempamal: {e}")
+    failed = run_batch(args.workdir, task_ids)
+    if failed:
+        sys.exit(f"mempamal: {len(failed)} of the {len(task_ids)} tasks of {args.file} failed: "
+                 f"{', '.join(map(str, failed))}; see their logs")
 
 
 def _command(args: argparse.Namespace) -> None:
@@ -220,6 +251,9 @@ def _command(args: argparse.Namespace) -> None:
             if options and args.format != "slurm":
                 raise ValueError(f"{', '.join('--' + k.replace('_', '-') for k in options)}: "
                                  f"options of --format slurm, not of --format {args.format}")
+            # Every format's own: how many tasks each command runs.
+            options.update({k: getattr(args, k) for k in ("batch_size", "jobs_at_once")
+                            if getattr(args, k) is not None})
             print(f"mempamal: wrote {export(args.workdir, args.format, args.output, **options)}")
         except (FileNotFoundError, ValueError) as e:
             sys.exit(str(e))

@@ -8,6 +8,12 @@
 - "slurm": a bash script of ``sbatch`` calls, one job array per stage
   (:mod:`mempamal.slurm`), for clusters with nothing but SLURM.
 
+Each format runs tasks in batches (:mod:`mempamal.batches`): one command runs
+several tasks of a stage in one process, each with its own outputs and log.
+Options of every format: ``batch_size`` (most tasks per command; 1: one command
+per task, as without batches) and ``jobs_at_once`` (the jobs that will run at
+once, from which the default batch size is derived; default: this machine's cores).
+
 A format is a function ``(workdir, workflow, output, **options)``; add one
 with :func:`register_exporter` or an entry in :data:`EXPORTERS`.
 """
@@ -20,20 +26,23 @@ from typing import Callable
 from .files import write_json
 from .workflow import Workflow, load_workflow
 
-CMD_LIST_FORMAT = "mempamal/cmd-list-1"
+CMD_LIST_FORMAT = "mempamal/cmd-list-2"  # 2: a line per batch of tasks, and "tasks"
 
 
 def export_soma_workflow(workdir: Path, workflow: Workflow, output: Path, *,
-                         threads_per_task: int | None = None, name: str | None = None) -> None:
-    """Soma-Workflow's serialized workflow: one job per task, grouped by outer fold.
+                         threads_per_task: int | None = None, name: str | None = None,
+                         batch_size: int | None = None, jobs_at_once: int | None = None) -> None:
+    """Soma-Workflow's serialized workflow: one job per batch of tasks, grouped by outer fold.
 
-    ``threads_per_task`` caps each job's BLAS/OpenMP threads; ``name`` names the workflow.
+    ``threads_per_task`` caps each job's BLAS/OpenMP threads; ``name`` names the workflow;
+    ``batch_size``, ``jobs_at_once``: see :func:`mempamal.batches.plan_batches`.
     """
     from soma_workflow.client import Helper
 
     from .backends.soma_workflow import to_soma_workflow
 
-    soma_workflow = to_soma_workflow(workdir, workflow, threads_per_task=threads_per_task, name=name)
+    soma_workflow = to_soma_workflow(workdir, workflow, threads_per_task=threads_per_task, name=name,
+                                     batch_size=batch_size, jobs_at_once=jobs_at_once)
     # Helper.serialize writes in place: write beside the output and rename, as every output here.
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
@@ -44,16 +53,27 @@ def export_soma_workflow(workdir: Path, workflow: Workflow, output: Path, *,
         tmp.unlink(missing_ok=True)
 
 
-def export_cmd_list(workdir: Path, workflow: Workflow, output: Path) -> None:
-    """JSON: ``commands`` (shell lines runnable from anywhere), ``names``, and ``dependencies``,
-    pairs ``[i, j]`` of indices in ``commands`` meaning that command j waits for command i."""
-    index = {t.name: i for i, t in enumerate(workflow.tasks)}
+def export_cmd_list(workdir: Path, workflow: Workflow, output: Path, *, batch_size: int | None = None,
+                    jobs_at_once: int | None = None) -> None:
+    """JSON: ``commands`` (shell lines runnable from anywhere), one per batch of tasks, their
+    ``names`` and the ``tasks`` each runs, and ``dependencies``, pairs ``[i, j]`` of indices in
+    ``commands`` meaning that command j waits for command i.
+
+    ``batch_size=1``: one command per task, each the task's own (``names`` are the task names).
+    """
+    from .batches import plan_batches, write_batch_files
+    from .workflow import shell_line
+
+    batches = plan_batches(workflow.tasks, batch_size, jobs_at_once)
+    write_batch_files(workdir, batches)
+    index = {b.name: i for i, b in enumerate(batches)}
     write_json(output, {
         "format": CMD_LIST_FORMAT,
         "workdir": str(workdir),
-        "names": [t.name for t in workflow.tasks],
-        "commands": [t.shell_command(workdir) for t in workflow.tasks],
-        "dependencies": [[index[d], index[t.name]] for t in workflow.tasks for d in t.dependencies],
+        "names": [b.name for b in batches],
+        "commands": [shell_line(b.command(workflow.python), workdir) for b in batches],
+        "tasks": [[t.name for t in b.tasks] for b in batches],
+        "dependencies": [[index[d], index[b.name]] for b in batches for d in b.dependencies],
     })
 
 
@@ -91,7 +111,8 @@ def export(workdir: str | os.PathLike, format: str, output: str | os.PathLike, *
     output : path
         The file to write.
     **options
-        The format's own options (e.g. ``threads_per_task`` for "soma-workflow").
+        The format's own options (e.g. ``threads_per_task`` for "soma-workflow"), and every
+        format's ``batch_size`` and ``jobs_at_once`` (see :func:`mempamal.batches.plan_batches`).
 
     Returns
     -------

@@ -26,13 +26,15 @@ LOG_DIR = "logs"
 RUNNING_DIR = f"{LOG_DIR}/running"  # which process (host, pid) runs a task, while it runs
 SLURM_DIR = "slurm"
 SLURM_LOG_DIR = f"{LOG_DIR}/slurm"
+BATCH_DIR = "batches"             # the task lists of batch commands (mempamal task batch)
+BATCH_LOG_DIR = f"{LOG_DIR}/batches"  # a batch process's own output (each task's goes to its log)
 RESULTS_JSON = "results.json"
 RESULTS_NPZ = "results.npz"
 LOCK = "run.lock"                # held by the run in progress
 
 # What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
 GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, DATA_DIR, PERMUTED_FOLDS_DIR, MAPS_DIR, OUTER_DIR,
-             PERMUTATIONS_DIR, LOG_DIR, SLURM_DIR, RESULTS_JSON, RESULTS_NPZ)
+             PERMUTATIONS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ)
 
 
 def permuted_folds(target: int | None, chunk: int) -> str:
@@ -134,3 +136,26 @@ class TaskId:
 
     def __str__(self) -> str:
         return self.name
+
+
+# -- a batch of tasks -------------------------------------------------------------------
+
+def batch_name(stage: str, index: int) -> str:
+    """The name of batch ``index`` of a stage, e.g. ``map-batch0`` (a job's name; its logs' names)."""
+    return f"{stage}-batch{index}"
+
+
+def batch_file(stage: str, index: int, task_ids: list[TaskId]) -> str:
+    """The file listing the tasks of batch ``index`` of a stage, relative to the workdir.
+
+    Its name ends with a digest of the tasks it lists: a file of that name always lists
+    those tasks, so that a run or an export writing other batches later never changes
+    what an earlier export's jobs run.
+    """
+    digest = hashlib.sha256(json.dumps([t.to_json() for t in task_ids], sort_keys=True).encode()).hexdigest()
+    return f"{BATCH_DIR}/{stage}-{index}-{digest[:12]}.json"
+
+
+def batch_log(stage: str, index: int, suffix: str = ".out") -> str:
+    """The batch process's own output (which task it runs, how each ended), relative to the workdir."""
+    return f"{BATCH_LOG_DIR}/{batch_name(stage, index)}{suffix}"

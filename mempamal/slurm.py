@@ -8,14 +8,16 @@ submissions. The workdir must be on a filesystem the compute nodes share.
 
 Files written:
 
-- ``WORKDIR/slurm/<stage>.tasks``: one task a line, ``name<TAB>command``; array element ``k``
-  runs line ``offset + k + 1``;
+- ``WORKDIR/slurm/<stage>.tasks``: one batch of tasks a line, ``name<TAB>command``; array
+  element ``k`` runs line ``offset + k + 1``: a batch command (``mempamal task batch``, its task
+  list in ``WORKDIR/batches/``) running its tasks in turn in one process, or a task's own command
+  for a batch of one task (``batch_size=1``: every line one task);
 - ``WORKDIR/slurm/<stage>.sbatch``: the job script of a stage's arrays;
 - the submit script (``bash submit.sh``), which calls sbatch once per array.
 
 Re-submitting after a partial failure runs only the missing tasks: the export
 lists only tasks still to do (as :func:`mempamal.run` resumes), and an array
-element whose task is complete exits at once (``mempamal task --if-incomplete``,
+element skips each task that is complete (``mempamal task --if-incomplete``; a batch always does,
 the same rule as everywhere: outputs recording this experiment's and this task's
 fingerprint), so running the same submit script again is cheap too.
 """
@@ -28,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .layout import SLURM_DIR, SLURM_LOG_DIR, STAGES
-from .workflow import Workflow, task_command, tasks_to_do, thread_limits
+from .batches import plan_batches, write_batch_files
+from .workflow import Workflow, tasks_to_do, thread_limits
 
 DEFAULT_MAX_ARRAY_SIZE = 1000  # SLURM's default MaxArraySize is 1001: indices 0..1000
 _TIME = re.compile(r"^\d+(-\d+)?(:\d+){0,2}$")
@@ -118,7 +121,7 @@ echo "$name: $command (job $SLURM_JOB_ID, array $SLURM_ARRAY_JOB_ID[$SLURM_ARRAY
 # The task skips itself when complete (--if-incomplete), else writes its own log (--log).
 eval "$command"
 status=$?
-[ $status = 0 ] || echo "$name: failed with status $status; see logs/$name.log" >&2
+[ $status = 0 ] || echo "$name: failed with status $status; see the failed tasks' logs/<task>.log" >&2
 exit $status
 """
 
@@ -126,7 +129,8 @@ exit $status
 def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
                  cpus: int = 1, mem: str | None = None, time: str | None = None, partition: str | None = None,
                  sbatch_args: list[str] | tuple[str, ...] = (), stages: dict | None = None,
-                 max_array_size: int = DEFAULT_MAX_ARRAY_SIZE, resume: bool = True) -> Path:
+                 max_array_size: int = DEFAULT_MAX_ARRAY_SIZE, resume: bool = True,
+                 batch_size: int | None = None, jobs_at_once: int | None = None) -> Path:
     """Write a SLURM submit script (job arrays chained by ``afterok``) for the workflow of ``workdir``.
 
     Parameters
@@ -149,6 +153,12 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
     resume : bool, default=True
         List only the tasks still to do; ``False`` lists them all (their element still skips a task
         whose outputs are fresh: delete the outputs to recompute).
+    batch_size : int, default=None
+        Most tasks per array element (a batch run in one process); 1: one task per element.
+        Default: per stage, one batch per job the cluster runs at once (``jobs_at_once``).
+    jobs_at_once : int, default=None
+        The array elements the cluster runs at once, for the default batch size; default:
+        this machine's cores. Set it to the cores you get on the cluster.
 
     Returns
     -------
@@ -161,10 +171,13 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
         {"cpus": cpus, "mem": mem, "time": time, "partition": partition, "sbatch_args": list(sbatch_args)},
         stages)
     todo, _ = tasks_to_do(workdir, workflow, resume)
-    by_stage = {s: [t for t in todo if t.stage == s] for s in STAGES}
+    batches = plan_batches(todo, batch_size, jobs_at_once)
+    write_batch_files(workdir, batches)
+    by_stage = {s: [b for b in batches if b.stage == s] for s in STAGES}
     stage_of = {t.name: t.stage for t in todo}
     # A stage's arrays wait for those of the stages its tasks depend on (tasks complete are left out).
-    waits_for = {s: {stage_of[d] for t in by_stage[s] for d in t.dependencies if d in stage_of} for s in STAGES}
+    waits_for = {s: {stage_of[d] for b in by_stage[s] for t in b.tasks for d in t.dependencies if d in stage_of}
+                 for s in STAGES}
 
     from .files import atomic_open
 
@@ -183,14 +196,13 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
     arrays: dict[str, list[str]] = {}  # stage -> shell variables holding its arrays' job ids
     n_arrays = 0
     for stage in STAGES:
-        tasks = by_stage[stage]
+        tasks = by_stage[stage]  # the stage's batches: one array element each
         if not tasks:
             continue
         res = resources[stage]
         with atomic_open(workdir / SLURM_DIR / f"{stage}.tasks", "w") as f:
-            for t in tasks:
-                command = task_command(workflow.python, t.id, if_incomplete=True, log=True)
-                f.write(f"{t.name}\t{shlex.join(command)}\n")
+            for b in tasks:
+                f.write(f"{b.name}\t{shlex.join(b.command(workflow.python, if_incomplete=True, log=True))}\n")
         threads = "\n".join(f"export {k}={v}" for k, v in thread_limits(res.cpus).items())
         script = "\n".join(["#!/bin/bash", f"#SBATCH --job-name=mempamal-{stage}",
                             f"#SBATCH --output={SLURM_LOG_DIR}/{stage}-%A_%a.out",

@@ -442,7 +442,7 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     parser.add_argument("--log", metavar="FILE", default=None,
                         help="send the task's output and errors to FILE, relative to the workdir (default: "
                              "this command's stdout and stderr)")
-    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,permute,gather}")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,permute,gather,batch}")
     workdir = "the workdir (workflow.json runs every command from it, as '.')"
     target = "the target (column of y) when each target is analysed apart (per_target)"
     p = stages.add_parser("map", help="fit and score a chunk of the grid on one inner fold")
@@ -462,6 +462,15 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
     p = stages.add_parser("gather", help="gather the outer folds into results.json and results.npz")
     p.add_argument("workdir", help=workdir)
+    p = stages.add_parser(
+        "batch", help="run the tasks a batch file lists, in turn, in this process",
+        description="Run each task FILE lists in turn, in this one process (one interpreter start-up for "
+                    "all), each with its own outputs and log (logs/<task>.log), as its own command would; "
+                    "skip those complete (as --if-incomplete), go on after a failure, and exit with status 1 "
+                    "if any failed. Prints '<task>: running' then '<task>: done' (or '<task>: complete, skipped'); a "
+                    "failure goes to stderr as '<task>: failed: ...'.")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--file", required=True, help="the batch file, relative to the workdir (batches/...json)")
     return parser
 
 
@@ -470,6 +479,39 @@ def task_id_of(args: argparse.Namespace) -> TaskId:
     from .layout import INDICES
 
     return TaskId(args.stage, **{f: getattr(args, f) for f, _ in INDICES if getattr(args, f, None) is not None})
+
+
+def run_batch(workdir: str | os.PathLike, task_ids: list[TaskId]) -> list[TaskId]:
+    """Run tasks in turn in this process, each as its own command with ``--if-incomplete --log``.
+
+    A complete task is skipped; a failing task's traceback goes to its log and the
+    next task runs. One line per task on stdout (``<task>: running``, then ``done``,
+    or ``complete, skipped``) and one on stderr per failure, which tells a scheduler's
+    back-end which tasks the batch reached.
+
+    Returns
+    -------
+    failed : list of TaskId
+    """
+    from .workflow import is_complete
+
+    workdir = Path(workdir)
+    failed = []
+    for task_id in task_ids:
+        if is_complete(workdir, task_id):
+            print(f"{task_id}: complete, skipped", flush=True)
+            continue
+        print(f"{task_id}: running", flush=True)
+        try:
+            run_task(workdir, task_id, task_id.log)
+        except Exception as e:  # the task's failure, in its log; an interruption stops the batch
+            failed.append(task_id)
+            message = str(e).strip().splitlines()
+            print(f"{task_id}: failed: {type(e).__name__}: {message[-1] if message else ''} (see {task_id.log})",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"{task_id}: done", flush=True)
+    return failed
 
 
 def execute(task_id: TaskId, workdir: Path) -> None:

@@ -55,8 +55,13 @@ class Task:
 
     def shell_command(self, workdir: str | os.PathLike | None = None) -> str:
         """The command as one shell-quoted line; with ``workdir``, runnable from any directory."""
-        line = shlex.join(self.command)
-        return f"cd {shlex.quote(str(workdir))} && {line}" if workdir is not None else line
+        return shell_line(self.command, workdir)
+
+
+def shell_line(argv: list[str], workdir: str | os.PathLike | None = None) -> str:
+    """A command as one shell-quoted line; with ``workdir``, runnable from any directory."""
+    line = shlex.join(argv)
+    return f"cd {shlex.quote(str(workdir))} && {line}" if workdir is not None else line
 
 
 def task_command(python: str, task_id: TaskId, *, if_incomplete: bool = False, log: bool = False) -> list[str]:

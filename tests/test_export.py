@@ -11,7 +11,8 @@ from sklearn.model_selection import StratifiedKFold
 from mempamal import Experiment, run
 from mempamal.backends.soma_workflow import _end_light_mode_scheduler
 from mempamal.export import EXPORTERS, export
-from mempamal.workflow import load_workflow
+from mempamal.batches import plan_batches
+from mempamal.workflow import load_workflow, shell_line
 
 from conftest import assert_same_results
 
@@ -38,7 +39,8 @@ def test_unknown_format_is_refused(tmp_path):
         export(tmp_path / "run", "xml", tmp_path / "wf.xml")
 
 
-def test_soma_workflow_file_runs_in_a_plain_controller(tmp_path, local_results, monkeypatch):
+@pytest.mark.parametrize("batch_size, jobs", [(1, ["gather", "refit-o0", "refit-o1"]), (2, ["gather", "refit-batch0"])])
+def test_soma_workflow_file_runs_in_a_plain_controller(tmp_path, local_results, monkeypatch, batch_size, jobs):
     monkeypatch.delenv("SOMA_WORKFLOW_CONFIG", raising=False)  # isolated light mode sets it for good
     from soma_workflow import constants
     from soma_workflow.client import Helper, WorkflowController
@@ -46,17 +48,18 @@ def test_soma_workflow_file_runs_in_a_plain_controller(tmp_path, local_results, 
     workdir = tmp_path / "run"
     write_iris(workdir)
     out = subprocess.run([sys.executable, "-m", "mempamal", "export", str(workdir), "--format", "soma-workflow",
-                          "-o", str(tmp_path / "wf.json")], capture_output=True, text=True)
+                          "-o", str(tmp_path / "wf.json"), "--batch-size", str(batch_size)],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 
     workflow = Helper.unserialize(str(tmp_path / "wf.json"))
-    assert sorted(j.name for j in workflow.jobs) == ["gather", "refit-o0", "refit-o1"]
+    assert sorted(j.name for j in workflow.jobs) == jobs
     controller = WorkflowController(isolated_light_mode=str(tmp_path / "soma-workflow"))
     try:
         workflow_id = controller.submit_workflow(workflow)
         controller.wait_workflow(workflow_id)
         jobs = controller.workflow_elements_status(workflow_id)[0]
-        assert [j[3][:2] for j in jobs] == [(constants.FINISHED_REGULARLY, 0)] * 3
+        assert [j[3][:2] for j in jobs] == [(constants.FINISHED_REGULARLY, 0)] * len(workflow.jobs)
         controller.delete_workflow(workflow_id)
     finally:
         _end_light_mode_scheduler(controller)  # its threads would poll until the tests end
@@ -68,21 +71,54 @@ def test_cmd_list_runs_from_anywhere(tmp_path, local_results):
     # A path that only survives correct shell quoting.
     workdir = tmp_path / "my run's dir"
     write_iris(workdir)
-    export(workdir, "cmd-list", tmp_path / "cmds.json")
+    export(workdir, "cmd-list", tmp_path / "cmds.json", batch_size=1)
     doc = json.loads((tmp_path / "cmds.json").read_text())
     workflow = load_workflow(workdir)
-    assert doc["names"] == [t.name for t in workflow.tasks]
+    assert doc["names"] == [t.name for t in workflow.tasks] and doc["tasks"] == [[t.name] for t in workflow.tasks]
+    assert doc["commands"] == [t.shell_command(workdir) for t in workflow.tasks]
     assert sorted(doc["dependencies"]) == sorted(
         [doc["names"].index(d), doc["names"].index(t.name)] for t in workflow.tasks for d in t.dependencies)
 
-    # Run them in waves, each command once all it waits for have succeeded, from another directory.
-    elsewhere = tmp_path / "elsewhere"
+    run_in_waves(doc, tmp_path / "elsewhere")
+    assert_same_results(workdir, local_results)
+
+
+def run_in_waves(doc, elsewhere):
+    """Run a cmd-list's lines with bash in waves, each once all it waits for have succeeded, from another
+    directory; the waves' lines in order."""
     elsewhere.mkdir()
-    done = set()
+    done, waves = set(), []
     while len(done) < len(doc["commands"]):
         wave = [j for j in range(len(doc["commands"])) if j not in done
                 and all(i in done for i, k in doc["dependencies"] if k == j)]
-        procs = [subprocess.Popen(["bash", "-c", doc["commands"][j]], cwd=elsewhere) for j in wave]
+        procs = [subprocess.Popen(["bash", "-c", doc["commands"][j]], cwd=elsewhere, stdout=subprocess.PIPE,
+                                  text=True) for j in wave]
         assert [p.wait() for p in procs] == [0] * len(wave)
+        for p in procs:
+            p.stdout.close()
         done.update(wave)
-    assert_same_results(workdir, local_results)
+        waves.append([doc["names"][j] for j in wave])
+    return waves
+
+
+def test_cmd_list_in_batches_run_by_bash(tmp_path):
+    from test_soma_workflow import write_iris_nested
+
+    local = tmp_path / "local"
+    write_iris_nested(local)
+    run(local, backend="local", progress=False)
+    workdir = tmp_path / "my run's dir"
+    write_iris_nested(workdir)  # 4 maps, 2 refits, gather
+    export(workdir, "cmd-list", tmp_path / "cmds.json", batch_size=3)
+    doc = json.loads((tmp_path / "cmds.json").read_text())
+    assert doc["names"] == ["map-batch0", "map-batch1", "refit-batch0", "gather"]
+    assert doc["tasks"] == [["map-o0-i0-c0", "map-o0-i1-c0"], ["map-o1-i0-c0", "map-o1-i1-c0"],
+                            ["refit-o0", "refit-o1"], ["gather"]]
+    assert sorted(doc["dependencies"]) == [[0, 2], [1, 2], [2, 3]]
+    workflow = load_workflow(workdir)
+    first = plan_batches(workflow.tasks, batch_size=3)[0].file
+    assert doc["commands"][0] == shell_line([workflow.python, "-m", "mempamal", "task", "batch", ".", "--file", first],
+                                            workdir)
+    assert doc["commands"][3] == workflow.by_name["gather"].shell_command(workdir)
+    assert run_in_waves(doc, tmp_path / "elsewhere") == [["map-batch0", "map-batch1"], ["refit-batch0"], ["gather"]]
+    assert_same_results(workdir, local)

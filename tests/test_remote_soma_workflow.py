@@ -12,6 +12,7 @@ cluster's local scheduler. Elsewhere the tests are skipped with the reason
 (MEMPAMAL_TEST_REMOTE=0 turns them off); a cluster that fails to start is an error.
 Everything started is stopped by pid at the end of the session (remote_stop.sh).
 """
+import contextlib
 import os
 import shutil
 import subprocess
@@ -106,9 +107,12 @@ def local_run(tmp_path_factory):
 
 
 def files(workdir):
-    """The workdir's files, but the jobs' stdout files (logs/*.out), which only Soma-Workflow writes."""
-    return sorted(p.relative_to(workdir).as_posix() for p in Path(workdir).rglob("*")
-                  if p.is_file() and not (p.parent.name == "logs" and p.suffix == ".out"))
+    """The workdir's files, but what only Soma-Workflow's jobs write: their stdout files (logs/*.out),
+    the batches' task lists (batches/) and the batch jobs' own output (logs/batches/)."""
+    workdir = Path(workdir)
+    return sorted(p.relative_to(workdir).as_posix() for p in workdir.rglob("*")
+                  if p.is_file() and not (p.parent.name == "logs" and p.suffix == ".out")
+                  and p.relative_to(workdir).parts[0] != "batches" and p.parent != workdir / "logs" / "batches")
 
 
 def test_transfer_equals_local_then_resumes_from_the_command_line(client, tmp_path, local_run):
@@ -171,9 +175,21 @@ def shared_workdir(cluster, name):
     return workdir
 
 
+@contextlib.contextmanager
+def one_user_umask():
+    """Directories the client makes during the run (the batches' logs/batches/) writable by the cluster
+    account too: on a real shared filesystem both sides are the same user; here they are two."""
+    saved = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(saved)
+
+
 def test_shared_filesystem_same_path(client, local_run):
     workdir = shared_workdir(client, "same-path")
-    report = run(workdir, backend="soma-workflow", resource_id=client["RESOURCE"], progress=False)
+    with one_user_umask():
+        report = run(workdir, backend="soma-workflow", resource_id=client["RESOURCE"], progress=False)
     assert len(report.names("done")) == 7
     assert_same_results(workdir, local_run)
     assert files(workdir) == files(local_run)
@@ -197,8 +213,9 @@ def test_shared_filesystem_path_translation(client, local_run):
     assert isinstance(job.working_directory, SharedResourcePath)
     assert (job.working_directory.relative_path, job.working_directory.namespace,
             job.working_directory.uuid) == ("translated", "mempamal", "workdirs")
-    report = run(workdir, backend="soma-workflow", resource_id=client["RESOURCE"], shared_path=shared_path,
-                 progress=False)
+    with one_user_umask():
+        report = run(workdir, backend="soma-workflow", resource_id=client["RESOURCE"], shared_path=shared_path,
+                     progress=False)
     assert len(report.names("done")) == 7
     assert_same_results(workdir, local_run)
     assert files(workdir) == files(local_run)

@@ -118,7 +118,7 @@ def test_export_job_arrays_then_resubmit_only_the_missing_tasks(slurm, tmp_path,
     exp.write(X, y, workdir)
     # 4 maps in arrays of at most 3 (split as beyond MaxArraySize), 2 refits, 1 gather.
     script = export(workdir, "slurm", tmp_path / "submit.sh", mem="500M", time="00:10:00", partition="debug",
-                    max_array_size=3)
+                    max_array_size=3, batch_size=1)
     # A real failure of one map: its output path is a directory, so its atomic rename fails.
     (workdir / "maps" / "o1-i0-c0.npz").mkdir(parents=True)
     arrays = submit(script)
@@ -130,7 +130,7 @@ def test_export_job_arrays_then_resubmit_only_the_missing_tasks(slurm, tmp_path,
     done_mtime = done_log.stat().st_mtime_ns
 
     (workdir / "maps" / "o1-i0-c0.npz").rmdir()
-    script = export(workdir, "slurm", tmp_path / "submit.sh")
+    script = export(workdir, "slurm", tmp_path / "submit.sh", batch_size=1)
     lists = {s: (workdir / "slurm" / f"{s}.tasks").read_text().splitlines() for s in ("map", "refit", "gather")}
     assert [line.split("\t")[0] for line in lists["map"]] == ["map-o1-i0-c0"]
     assert [line.split("\t")[0] for line in lists["refit"]] == ["refit-o0", "refit-o1"]
@@ -151,7 +151,7 @@ def test_soma_workflow_slurm_scheduler(slurm, tmp_path, local_reference):
         assert subprocess.run(["sacct", "-o", "jobid,stdout"], capture_output=True).returncode != 0
     # The sacct wrapper goes first on PATH for the run (automatic), and only then.
     path = os.environ["PATH"]
-    report = run(workdir, backend="soma-workflow", scheduler="slurm", progress=False)
+    report = run(workdir, backend="soma-workflow", scheduler="slurm", batch_size=1, progress=False)
     assert os.environ["PATH"] == path
     assert len(report.names("done")) == 7
     assert_same_as_local_and_sklearn(workdir, local_reference)
@@ -227,7 +227,7 @@ def test_export_script_resources_threads_and_split(tmp_path):
     exp.write(X, y, workdir)
     script = export(workdir, "slurm", tmp_path / "submit.sh", cpus=2, mem="1G", time="01:00:00",
                     sbatch_args=["--qos=short"], stages={"gather": {"cpus": 1, "partition": "io"}},
-                    max_array_size=3)
+                    max_array_size=3, batch_size=1)
     text = script.read_text()
     assert text.count("slurm/map.sbatch") == 2 and "--array=0-2 slurm/map.sbatch 0" in text
     assert "--array=0-0 slurm/map.sbatch 3" in text
@@ -245,29 +245,60 @@ def test_array_element_skips_complete_tasks_and_reruns_incomplete_ones(tmp_path)
     X, y, *_, exp = iris_experiment()
     workdir = tmp_path / "run"
     exp.write(X, y, workdir)
-    export(workdir, "slurm", tmp_path / "submit.sh")
+    export(workdir, "slurm", tmp_path / "submit.sh", batch_size=1)
     run(workdir, backend="local", progress=False)
 
-    def element(stage, index, offset=0):
-        env = {**os.environ, "SLURM_ARRAY_TASK_ID": str(index), "SLURM_JOB_ID": "1", "SLURM_ARRAY_JOB_ID": "1"}
-        return subprocess.run(["bash", str(workdir / "slurm" / f"{stage}.sbatch"), str(offset)], env=env,
-                              capture_output=True, text=True, cwd="/", timeout=120)
-
-    out = element("map", 1, offset=2)  # line 4 of the task list
+    out = element(workdir, "map", 1, offset=2)  # line 4 of the task list
     assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "map-o1-i1-c0: complete, skipped"
     log = workdir / "logs" / "map-o1-i1-c0.log"
     assert "Traceback" not in log.read_text()  # a skipped task leaves its log alone
     refit = workdir / "outer" / "o0.npz"
     refit.write_bytes(b"PK\x03\x04 truncated")  # not complete: the one rule is the fingerprinted outputs
-    out = element("refit", 0)
+    out = element(workdir, "refit", 0)
     assert out.returncode == 0 and "refit-o0: " in out.stdout and "skipped" not in out.stdout, out
     assert refit.read_bytes() != b"PK\x03\x04 truncated"
     from mempamal.layout import TaskId
     from mempamal.workflow import is_complete
 
     assert is_complete(workdir, TaskId("refit", outer=0))
-    out = element("refit", 5)
+    out = element(workdir, "refit", 5)
     assert out.returncode == 1 and "no task at index 5" in out.stderr
+
+
+def element(workdir, stage, index, offset=0):
+    """Run an array element as SLURM would (bash, SLURM_ARRAY_TASK_ID set), without SLURM."""
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": str(index), "SLURM_JOB_ID": "1", "SLURM_ARRAY_JOB_ID": "1"}
+    return subprocess.run(["bash", str(workdir / "slurm" / f"{stage}.sbatch"), str(offset)], env=env,
+                          capture_output=True, text=True, cwd="/", timeout=300)
+
+
+def test_array_element_runs_a_batch(tmp_path, local_reference):
+    X, y, *_, exp = iris_experiment()
+    workdir = tmp_path / "run"
+    exp.write(X, y, workdir)
+    export(workdir, "slurm", tmp_path / "submit.sh", batch_size=2)
+    lists = {s: (workdir / "slurm" / f"{s}.tasks").read_text().splitlines() for s in ("map", "refit", "gather")}
+    assert [line.split("\t")[0] for line in lists["map"]] == ["map-batch0", "map-batch1"]
+    assert [line.split("\t")[0] for line in lists["refit"]] == ["refit-batch0"]
+    assert lists["gather"][0].split("\t")[1].endswith("task --if-incomplete --log logs/gather.log gather .")
+    assert "--array=0-1 slurm/map.sbatch 0" in (tmp_path / "submit.sh").read_text()
+
+    # A real failure of one map of batch 1: its output path is a directory, so its atomic rename fails.
+    (workdir / "maps" / "o1-i0-c0.npz").mkdir(parents=True)
+    out = element(workdir, "map", 1)
+    assert out.returncode == 1
+    assert out.stdout.splitlines()[1:] == ["map-o1-i0-c0: running", "map-o1-i1-c0: running", "map-o1-i1-c0: done"]
+    assert out.stderr.splitlines()[-1] == "map-batch1: failed with status 1; see the failed tasks' logs/<task>.log"
+    assert "IsADirectoryError" in (workdir / "logs" / "map-o1-i0-c0.log").read_text()
+    (workdir / "maps" / "o1-i0-c0.npz").rmdir()
+    out = element(workdir, "map", 1)  # resubmitted: the complete task skipped, the failed one run
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1:] == ["map-o1-i0-c0: running", "map-o1-i0-c0: done",
+                                           "map-o1-i1-c0: complete, skipped"]
+    for stage, index in (("map", 0), ("refit", 0), ("gather", 0)):
+        out = element(workdir, stage, index)
+        assert out.returncode == 0, out.stderr
+    assert_same_as_local_and_sklearn(workdir, local_reference)
 
 
 def test_export_slurm_command_line(tmp_path):
@@ -283,6 +314,13 @@ def test_export_slurm_command_line(tmp_path):
     assert "--cpus-per-task=2" in (workdir / "slurm" / "map.sbatch").read_text()
     assert "--cpus-per-task=1" in (workdir / "slurm" / "refit.sbatch").read_text()
     assert "#SBATCH --qos=io" in (workdir / "slurm" / "gather.sbatch").read_text()
+    out = subprocess.run(base + ["--format", "slurm", "--batch-size", "3", "--jobs-at-once", "5"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert [line.split("\t")[0] for line in (workdir / "slurm" / "map.tasks").read_text().splitlines()] == [
+        "map-batch0", "map-batch1"]
+    out = subprocess.run(base + ["--format", "cmd-list", "--batch-size", "0"], capture_output=True, text=True)
+    assert out.returncode != 0 and "batch_size: expected a positive int or None" in out.stderr
     out = subprocess.run(base + ["--format", "cmd-list", "--mem", "2G"], capture_output=True, text=True)
     assert out.returncode != 0 and "--mem: options of --format slurm" in out.stderr
     out = subprocess.run(base + ["--format", "slurm", "--stage", "map=2"], capture_output=True, text=True)
@@ -307,7 +345,7 @@ def test_export_slurm_permute_stage_runs_beside_the_analysis(tmp_path):
     X, y, pipe, outer, inner, _ = iris_experiment()
     exp = Experiment(pipe, cv=outer, param_grid=GRID, inner_cv=inner, scoring="f1_weighted", n_permutations=2)
     workdir = exp.write(X, y, tmp_path / "run")
-    script = export(workdir, "slurm", tmp_path / "submit.sh").read_text()
+    script = export(workdir, "slurm", tmp_path / "submit.sh", batch_size=1).read_text()
     lines = [line for line in script.splitlines() if line.startswith(("map_", "refit_", "permute_", "gather_"))]
     assert [line.split("=", 1)[0] for line in lines] == ["map_0", "refit_0", "permute_0", "gather_0"]
     assert "--dependency" not in lines[2]  # permute: nothing to wait for

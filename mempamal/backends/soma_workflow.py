@@ -2,9 +2,10 @@
 machine (light mode) or on a configured resource (a cluster through PBS,
 SLURM, SGE, DRMAA...).
 
-Each task becomes one Job (its argv command, run from the workdir, its stdout
-and stderr in the workdir's logs/), with the task dependencies, grouped by
-outer fold so that Soma-Workflow's GUI shows the structure.
+Each batch of tasks of a stage becomes one Job (:mod:`mempamal.batches`; a batch
+of one task is the task's own command; its argv command runs from the workdir,
+its stdout and stderr in the workdir's logs/), with the dependencies between
+batches, grouped by outer fold so that Soma-Workflow's GUI shows the structure.
 
 On a remote resource (Soma-Workflow's client-server mode, reached over ssh),
 the jobs find the workdir in one of three ways:
@@ -31,8 +32,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..progress import Progress
-from ..layout import LOG_DIR
-from ..workflow import Task, Workflow, thread_limits
+from ..batches import Batch, check_batch_options, plan_batches, write_batch_files
+from ..layout import LOG_DIR, STAGES
+from ..workflow import Task, Workflow, is_complete, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
 
 STDERR_TAIL = 20  # lines of a failed job's stderr in its error report
@@ -49,9 +51,14 @@ def stderr_file(workdir: Path, task: Task) -> Path:
 
 def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list[Task] | None = None, *,
                      threads_per_task: int | None = None, name: str | None = None,
-                     native_specification: list[str] | None = None, python: str | None = None,
-                     workdir_transfer=None, shared_path: tuple[str, str, str] | None = None):
+                     native_specification: list[str] | None = None, batch_size: int | None = None,
+                     jobs_at_once: int | None = None, batches: list[Batch] | None = None,
+                     python: str | None = None, workdir_transfer=None,
+                     shared_path: tuple[str, str, str] | None = None):
     """A ``soma_workflow.client.Workflow`` running ``tasks`` (default: all) of a workdir.
+
+    One Job per batch of tasks of a stage (:func:`mempamal.batches.plan_batches`; a batch of
+    one task is that task's own command), writing the batch files into the workdir.
 
     Parameters
     ----------
@@ -69,6 +76,14 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
         The workflow's name in Soma-Workflow (default: the workdir's name).
     native_specification : list of str, default=None
         Each job's options for the cluster's scheduler (SLURM: sbatch options).
+    batch_size : int, default=None
+        Most tasks per job; 1: one job per task. Default: from each stage's task count
+        and ``jobs_at_once`` (:func:`mempamal.batches.default_batch_size`).
+    jobs_at_once : int, default=None
+        The jobs that run at once, for the default batch size (default: this machine's cores).
+    batches : list of Batch, default=None
+        The batches to submit, already planned from ``tasks`` (then ``batch_size`` and
+        ``jobs_at_once`` are not used).
     python : str, default=None
         The interpreter that runs the tasks on the resource, in place of the
         one recorded in the workdir (None: the recorded one).
@@ -88,11 +103,15 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
 
     workdir = Path(workdir).resolve()
     tasks = workflow.tasks if tasks is None else tasks
+    if batches is None:
+        batches = plan_batches(tasks, batch_size, jobs_at_once)
+    write_batch_files(workdir, batches)  # before a transfer of the workdir, which takes them along
     env = thread_limits(threads_per_task) if threads_per_task else None
     if workdir_transfer is not None and shared_path is not None:
         raise ValueError("workdir_transfer and shared_path: the workdir is either transferred or shared, not both")
-    # The engine creates the stdout/stderr files at submission: their directory must exist.
-    (workdir / LOG_DIR).mkdir(parents=True, exist_ok=True)
+    # The engine creates the stdout/stderr files at submission: their directories must exist.
+    for directory in {(workdir / f).parent for b in batches for f in (b.stdout, b.stderr)}:
+        directory.mkdir(parents=True, exist_ok=True)
     if workdir_transfer is not None:
         def place(relative):  # the path in the workdir's copy on the resource
             return (workdir_transfer, relative) if relative != "." else workdir_transfer
@@ -112,19 +131,27 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
     # a workdir seen through a FileTransfer or a translation leaves stdout and stderr to the
     # engine (its own files), retrieved into logs/ when the job ends (retrieve_job_stdouterr).
     plain = workdir_transfer is None and shared_path is None
-    jobs = {t.name: Job(command=[python, *t.command[1:]] if python else list(t.command), name=t.name,
-                        working_directory=place("."),
-                        stdout_file=str(stdout_file(workdir, t)) if plain else None,
-                        stderr_file=str(stderr_file(workdir, t)) if plain else None,
+
+    def command(b: Batch) -> list[str]:  # the resource's interpreter in place of the recorded one
+        argv = b.command(python or workflow.python)
+        return [python, *argv[1:]] if python else argv
+
+    jobs = {b.name: Job(command=command(b), name=b.name, working_directory=place("."),
+                        stdout_file=str(workdir / b.stdout) if plain else None,
+                        stderr_file=str(workdir / b.stderr) if plain else None,
                         env=env, native_specification=native_specification, referenced_input_files=inputs)
-            for t in tasks}
-    dependencies = [(jobs[d], jobs[t.name]) for t in tasks for d in t.dependencies if d in jobs]
-    folds: dict[int | None, list] = {}
-    for t in tasks:
-        folds.setdefault(t.outer, []).append(jobs[t.name])
-    groups = [Group(elements=members, name=f"outer fold {o}" if o is not None else "gather")
-              for o, members in sorted(folds.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
-    return SomaWorkflow(jobs=list(jobs.values()), dependencies=dependencies, root_group=groups,
+            for b in batches}
+    dependencies = [(jobs[d], jobs[b.name]) for b in batches for d in b.dependencies]
+    # Grouped by outer fold when a batch's tasks share one (so the GUI shows the structure), else by stage.
+    groups: dict[tuple, list] = {}
+    for b in batches:
+        outers = {t.outer for t in b.tasks}
+        outer = outers.pop() if len(outers) == 1 else None
+        key = (0, outer, "") if outer is not None else (1, STAGES.index(b.stage), b.stage)
+        groups.setdefault(key, []).append(jobs[b.name])
+    root = [Group(elements=members, name=f"outer fold {key[1]}" if key[0] == 0 else key[2])
+            for key, members in sorted(groups.items())]
+    return SomaWorkflow(jobs=list(jobs.values()), dependencies=dependencies, root_group=root,
                         name=name or f"mempamal {workdir.name}")
 
 
@@ -185,6 +212,12 @@ class SomaWorkflowBackend(Backend):
         ``namespace`` and ``uuid`` (Soma-Workflow's SharedResourcePath).
     poll_interval : float, default=0.5
         Seconds between two status requests.
+    batch_size : int, default=None
+        Most tasks per job: each job runs a batch of tasks of one stage in one process
+        (``mempamal task batch``), paying the interpreter's start-up once; each task keeps its
+        own outputs, log and outcome. 1: one job per task. Default: per stage, the tasks
+        split into one batch per job slot (light mode: the jobs at once; elsewhere: this
+        machine's cores), see :func:`mempamal.batches.plan_batches`.
     """
 
     name = "soma-workflow"
@@ -211,6 +244,8 @@ class SomaWorkflowBackend(Backend):
         Option("shared_path", tuple, "the resource sees the workdir under another path: (local_root, "
                                      "namespace, uuid) of its PATH_TRANSLATION_FILES", cli=False),
         Option("poll_interval", float, "seconds between two status requests", default=0.5),
+        Option("batch_size", int, "most tasks per job, run in one process (1: a job per task; default: "
+                                  "one batch per job slot and stage)"),
     )
 
     def __init__(self, resource_id: str | None = None, *, login: str | None = None, password: str | None = None,
@@ -218,7 +253,9 @@ class SomaWorkflowBackend(Backend):
                  n_jobs: int | None = None, max_jobs: int | None = None, threads_per_task: int | None = None,
                  queue: str | None = None, scheduler: str | None = None, sacct_wrapper: bool | None = None,
                  python: str | None = None, transfer: bool = False,
-                 shared_path: tuple[str, str, str] | None = None, poll_interval: float = 0.5) -> None:
+                 shared_path: tuple[str, str, str] | None = None, poll_interval: float = 0.5,
+                 batch_size: int | None = None) -> None:
+        check_batch_options(batch_size, None)
         if max_jobs is not None:
             import warnings
 
@@ -279,6 +316,7 @@ class SomaWorkflowBackend(Backend):
         self.threads_per_task = threads_per_task
         self.queue = queue
         self.poll_interval = poll_interval
+        self.batch_size = batch_size
 
     def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task],
                 progress: Progress) -> dict[str, TaskOutcome]:
@@ -299,19 +337,21 @@ class SomaWorkflowBackend(Backend):
                 workdir_transfer = FileTransfer(is_input=True, client_path=str(Path(workdir).resolve()),
                                                 name=f"workdir {Path(workdir).name}")
             self._task_python = self._python(controller)
+            batches = plan_batches(tasks, self.batch_size, self._jobs_at_once(controller))
             soma_workflow = to_soma_workflow(workdir, workflow, tasks, threads_per_task=threads,
-                                             native_specification=native, python=self._task_python,
-                                             workdir_transfer=workdir_transfer, shared_path=self.shared_path)
+                                             native_specification=native, batches=batches,
+                                             python=self._task_python, workdir_transfer=workdir_transfer,
+                                             shared_path=self.shared_path)
             workflow_id = controller.submit_workflow(soma_workflow, name=soma_workflow.name, queue=self.queue)
             try:
                 if self.transfer:
                     fetch = self._send_workdir(controller, workflow_id, workdir)
                 elif self.shared_path is not None:
-                    def fetch(task, job_id, done):
-                        _fetch_logs(controller, Path(workdir).resolve(), task, job_id)
+                    def fetch(batch, job_id, done):
+                        _fetch_logs(controller, Path(workdir).resolve(), batch, job_id)
                 else:
                     fetch = None
-                return self._wait(controller, workflow_id, workdir, workflow, tasks, progress, fetch)
+                return self._wait(controller, workflow_id, workdir, workflow, tasks, progress, batches, fetch)
             finally:
                 # Leave nothing behind in Soma-Workflow's database (and kill jobs still running
                 # when interrupted): the outputs in the workdir are the record of the run.
@@ -361,11 +401,17 @@ class SomaWorkflowBackend(Backend):
         (remote_workdir,) = [info[1][2] for info in transfers]
         local_workdir = Path(workdir).resolve()
 
-        def fetch(task: Task, job_id, done: bool) -> None:
-            _fetch_logs(controller, local_workdir, task, job_id)
-            # Outputs only of a task that succeeded: a missing remote file would come back as an empty one.
-            for relative in task.outputs if done else []:
-                _fetch_file(engine, posixpath.join(remote_workdir, relative), local_workdir / relative)
+        def fetch(batch: Batch, job_id, done: bool) -> None:
+            _fetch_logs(controller, local_workdir, batch, job_id)
+            for task in batch.tasks:
+                if len(batch.tasks) > 1:  # each task of a batch wrote its own log in the copy
+                    _fetch_file(engine, posixpath.join(remote_workdir, task.log), local_workdir / task.log)
+                # The outputs a task wrote (atomically: there means whole); a job that succeeded wrote
+                # them all. A missing remote file is skipped: it would come back as an empty one.
+                for relative in task.outputs:
+                    if _fetch_file(engine, posixpath.join(remote_workdir, relative), local_workdir / relative) \
+                            is False and done:
+                        raise OSError(f"{relative}: not on the resource after task {task.name} succeeded")
         return fetch
 
     def _connect(self, scratch: Path | None = None):
@@ -437,41 +483,47 @@ class SomaWorkflowBackend(Backend):
         jobs_at_once = self.n_jobs or scheduler.get_proc_nb() or cpu_count()
         return max(cpu_count() // jobs_at_once, 1)
 
+    def _jobs_at_once(self, controller) -> int | None:
+        """The jobs a light-mode local scheduler runs at once (after _configure); None elsewhere."""
+        from soma_workflow.configuration import LOCAL_SCHEDULER, LocalSchedulerCfg
+
+        scheduler = controller.scheduler_config
+        if controller.get_scheduler_type() == LOCAL_SCHEDULER and isinstance(scheduler, LocalSchedulerCfg):
+            return self.n_jobs or scheduler.get_proc_nb() or None
+        return None
+
     def _wait(self, controller, workflow_id, workdir: Path, workflow: Workflow, tasks: list[Task],
-              progress: Progress, fetch=None) -> dict[str, TaskOutcome]:
+              progress: Progress, batches: list[Batch] | None = None, fetch=None) -> dict[str, TaskOutcome]:
         from soma_workflow import constants
 
+        by_job = {b.name: b for b in (plan_batches(tasks, 1) if batches is None else batches)}
         jobs_info = controller.workflow_elements_status(workflow_id)[0]
         names = {job_id: info[0] for job_id, info in controller.jobs([j[0] for j in jobs_info]).items()}
-        # Tasks in workflow order: files fetched back get increasing mtimes, inputs before outputs.
+        # Batches in workflow order: files fetched back get increasing mtimes, inputs before outputs.
         order = {t.name: i for i, t in enumerate(workflow.tasks)}
         outcomes: dict[str, TaskOutcome] = {}
+        ended: set[str] = set()
         while True:
             jobs_info, _, status, _, _ = controller.workflow_elements_status(workflow_id)
-            for job_id, job_status, _, exit_info, *_ in sorted(jobs_info, key=lambda j: order[names[j[0]]]):
+            for job_id, job_status, _, exit_info, *_ in sorted(
+                    jobs_info, key=lambda j: order[by_job[names[j[0]]].tasks[0].name]):
                 name = names[job_id]
-                if name in outcomes or job_status not in (constants.DONE, constants.FAILED):
+                if name in ended or job_status not in (constants.DONE, constants.FAILED):
                     continue
                 exit_status, exit_value = exit_info[0], exit_info[1]
                 if exit_status is None and status != constants.WORKFLOW_DONE:
                     # The engine records a job's end status, then its exit status in a second
                     # write: between the two, a job that succeeded would look failed.
                     continue
-                if exit_status == constants.EXIT_NOTRUN:
-                    outcome = TaskOutcome(NOT_RUN, "a task it depends on failed")
-                elif job_status == constants.DONE and exit_status == constants.FINISHED_REGULARLY \
-                        and exit_value == 0:
-                    if fetch is not None:
-                        fetch(workflow.by_name[name], job_id, True)
-                    outcome = TaskOutcome(DONE)
-                else:
-                    if fetch is not None:
-                        fetch(workflow.by_name[name], job_id, False)
-                    # A non-zero exit may come as ("finished_signal", 1): anything but a regular 0 failed.
-                    outcome = TaskOutcome(FAILED, _failure_report(
-                        workdir, workflow.by_name[name], exit_status, exit_value, self._task_python))
-                outcomes[name] = outcome
-                progress.update(outcome.status)
+                ended.add(name)
+                succeeded = (job_status == constants.DONE and exit_status == constants.FINISHED_REGULARLY
+                             and exit_value == 0)
+                if fetch is not None and exit_status != constants.EXIT_NOTRUN:
+                    fetch(by_job[name], job_id, succeeded)  # logs and outputs first: outcomes read them
+                for task_name, outcome in _batch_outcomes(workdir, by_job[name], job_status, exit_status,
+                                                          exit_value, self._task_python).items():
+                    outcomes[task_name] = outcome
+                    progress.update(outcome.status)
             # Deleting a workflow the engine has not closed yet would wait for it to time out.
             if status == constants.WORKFLOW_DONE:
                 break
@@ -483,11 +535,12 @@ class SomaWorkflowBackend(Backend):
         return outcomes
 
 
-def _fetch_logs(controller, workdir: Path, task: Task, job_id) -> None:
-    """A job's stdout and stderr, kept by the engine, into the task's files in the local workdir."""
-    (workdir / LOG_DIR).mkdir(parents=True, exist_ok=True)
+def _fetch_logs(controller, workdir: Path, batch: Batch, job_id) -> None:
+    """A job's stdout and stderr, kept by the engine, into the batch's files in the local workdir."""
+    for path in (batch.stdout, batch.stderr):
+        (workdir / path).parent.mkdir(parents=True, exist_ok=True)
     with contextlib.redirect_stdout(io.StringIO()):  # it prints every file it copies
-        controller.retrieve_job_stdouterr(job_id, str(stdout_file(workdir, task)), str(stderr_file(workdir, task)))
+        controller.retrieve_job_stdouterr(job_id, str(workdir / batch.stdout), str(workdir / batch.stderr))
 
 
 def _fetch_file(engine, remote: str, local: Path) -> bool:
@@ -565,20 +618,55 @@ def _end_light_mode_scheduler(controller) -> None:
         end()
 
 
-def _failure_report(workdir: Path, task: Task, exit_status, exit_value, python: str | None = None) -> str:
-    """A failed job: how it ended, its command (with the resource's ``python``), and the end of its stderr.
+def _batch_outcomes(workdir: Path, batch: Batch, job_status, exit_status, exit_value,
+                    python: str | None = None) -> dict[str, TaskOutcome]:
+    """Each task's outcome from how its batch's job ended.
 
-    The stderr comes last, for WorkflowError.
+    A job that exited 0 ran (or skipped, complete) every task. Otherwise, in a batch of
+    several tasks: a complete task is DONE, one the batch started is FAILED (its log says
+    why), one it never reached (killed before) NOT_RUN; the batch's output says which it started.
     """
+    from soma_workflow import constants
+
+    if exit_status == constants.EXIT_NOTRUN:
+        return {t.name: TaskOutcome(NOT_RUN, "a task it depends on failed") for t in batch.tasks}
+    if job_status == constants.DONE and exit_status == constants.FINISHED_REGULARLY and exit_value == 0:
+        return {t.name: TaskOutcome(DONE) for t in batch.tasks}
+    # A non-zero exit may come as ("finished_signal", 1): anything but a regular 0 failed.
+    if len(batch.tasks) == 1:
+        return {batch.name: TaskOutcome(FAILED, _failure_report(workdir, batch.tasks[0], exit_status, exit_value,
+                                                                python=python))}
+    try:
+        with open(workdir / batch.stdout, errors="replace") as f:
+            started = {line.split(": ", 1)[0] for line in f}
+    except OSError:
+        started = set()
+    outcomes = {}
+    for task in batch.tasks:
+        if is_complete(workdir, task.id):
+            outcomes[task.name] = TaskOutcome(DONE)
+        elif task.name in started:
+            outcomes[task.name] = TaskOutcome(FAILED, _failure_report(workdir, task, exit_status, exit_value,
+                                                                      job=batch.name, python=python))
+        else:
+            outcomes[task.name] = TaskOutcome(NOT_RUN, f"its batch, job {batch.name}, ended with {exit_status}, "
+                                                       f"exit value {exit_value}, before running it")
+    return outcomes
+
+
+def _failure_report(workdir: Path, task: Task, exit_status, exit_value, job: str | None = None,
+                    python: str | None = None) -> str:
+    """A failed task: how its job ended (``job``: the batch's name, when it ran in a batch), its command
+    (with the resource's ``python``), and the end of its log (last, for WorkflowError)."""
     path = stderr_file(workdir, task)
-    ended = f"job {task.name} ended with {exit_status}, exit value {exit_value}"
+    ended = f"job {job or task.name} ended with {exit_status}, exit value {exit_value}"
     try:
         with open(path, errors="replace") as f:
             tail = "".join(f.readlines()[-STDERR_TAIL:]).rstrip()
     except OSError as e:
         tail = f"(cannot read it: {e})"
-    # Without a traceback, how the job ended is the message that matters: put it last.
     if python:
         task = replace(task, command=[python, *task.command[1:]])
+    # Without a traceback, how the job ended is the message that matters: put it last.
     return (f"{ended}\ncommand: {task.shell_command(workdir)}\n"
             + (f"stderr ({path}), last lines:\n{tail}" if tail else f"its stderr ({path}) is empty; {ended}"))

@@ -129,10 +129,9 @@ class Experiment:
             not isinstance(self.grid_chunk_size, numbers.Integral) or self.grid_chunk_size < 1
         ):
             raise ValueError(f"grid_chunk_size: expected a positive int or None, got {self.grid_chunk_size!r}")
-        for name in ("n_permutations",):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name}: expected a non-negative int, got {value!r}")
+        if not isinstance(self.n_permutations, numbers.Integral) or isinstance(self.n_permutations, bool) \
+                or self.n_permutations < 0:
+            raise ValueError(f"n_permutations: expected a non-negative int, got {self.n_permutations!r}")
         if self.permutation_chunk_size is not None and (
             not isinstance(self.permutation_chunk_size, numbers.Integral) or isinstance(self.permutation_chunk_size, bool)
             or self.permutation_chunk_size < 1

@@ -33,20 +33,13 @@ from pathlib import Path
 
 from ..progress import Progress
 from ..batches import Batch, check_batch_options, plan_batches, write_batch_files
-from ..layout import LOG_DIR, STAGES
+from ..layout import STAGES
 from ..workflow import Task, Workflow, is_complete, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
 
 STDERR_TAIL = 20  # lines of a failed job's stderr in its error report
 
 
-def stdout_file(workdir: Path, task: Task) -> Path:
-    return workdir / LOG_DIR / f"{task.name}.out"
-
-
-def stderr_file(workdir: Path, task: Task) -> Path:
-    # The task's log: the file WorkflowError points to, where tracebacks go.
-    return workdir / task.log
 
 
 def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list[Task] | None = None, *,
@@ -680,7 +673,7 @@ def _failure_report(workdir: Path, task: Task, exit_status, exit_value, job: str
                     python: str | None = None) -> str:
     """A failed task: how its job ended (``job``: the batch's name, when it ran in a batch), its command
     (with the resource's ``python``), and the end of its log (last, for WorkflowError)."""
-    path = stderr_file(workdir, task)
+    path = workdir / task.log  # where a task's traceback goes, whoever ran it
     ended = f"job {job or task.name} ended with {exit_status}, exit value {exit_value}"
     try:
         with open(path, errors="replace") as f:

@@ -242,3 +242,25 @@ def test_default_granularity_keeps_the_workflow_a_few_tens_of_thousands_of_tasks
     assert chunk == 10
     assert sum(t.stage == "permute" for t in tasks) == 20 * 100 * 5
     assert len(tasks) == 20 * (25 + 5) + 20 * 100 * 5 + 1  # 10,601 tasks, each ten analyses of one fold
+
+
+@pytest.mark.parametrize("backend, options", [
+    ("soma-workflow", {"n_jobs": 2}),  # permute tasks in batches, in Soma-Workflow's light mode
+    ("dask", {"n_jobs": 2}),           # a LocalCluster of two worker processes
+])
+def test_other_back_ends_give_the_same_p_values(backend, options, tmp_path):
+    if backend == "dask":
+        pytest.importorskip("distributed")
+    X, Y = load_linnerud(return_X_y=True)
+    exp = Experiment(Ridge(), cv=KFold(3, shuffle=True, random_state=0), param_grid={"alpha": [0.1, 10.0]},
+                     inner_cv=KFold(2), scoring="r2", n_permutations=4, permutation_chunk_size=2, per_target=True)
+    local, other = exp.write(X, Y, tmp_path / "local"), exp.write(X, Y, tmp_path / backend)
+    run(local, n_jobs=2, progress=False)
+    if backend == "soma-workflow":
+        options = {**options, "isolated_light_mode": tmp_path / "soma"}
+    report = run(other, backend=backend, progress=False, **options)
+    assert sum(name.startswith("permute-") for name in report.names("done")) == 3 * 2 * 3
+    a, b = load_results(local), load_results(other)
+    np.testing.assert_array_equal(a.permutation_scores["r2"], b.permutation_scores["r2"])
+    np.testing.assert_array_equal(a.pvalues_fwer["r2"], b.pvalues_fwer["r2"])
+    np.testing.assert_array_equal(a.test_scores["r2"], b.test_scores["r2"])

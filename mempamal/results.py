@@ -162,6 +162,8 @@ class Results:
                                [[m, self.observed_score[m], np.mean(self.permutation_scores[m]),
                                  np.max(self.permutation_scores[m]), _P(self.pvalues[m])] for m in self.metrics]))
         text = "\n\n".join(_text_table(header, rows) for _, header, rows in tables)
+        if self.per_target:
+            text += "\n\nEach target's folds and parameters: results.targets[j].summary()"
         if self.n_permutations:
             text += (f"\n\n{self.n_permutations} permutations of y; p = (#permutation scores >= score + 1) / "
                      f"({self.n_permutations} + 1)" + ("; FWER: max-T over targets" if self.per_target else ""))

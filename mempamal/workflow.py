@@ -103,8 +103,6 @@ def thread_limits(threads: int) -> dict[str, str]:
         "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "LOKY_MAX_CPU_COUNT")}
 
 
-
-
 @contextlib.contextmanager
 def _gc_paused():
     """Pause the cyclic garbage collector while building or reading many tasks (lists, no cycles):

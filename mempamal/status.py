@@ -176,12 +176,14 @@ def running_records(workdir: Path) -> dict[str, dict]:
 
 
 def record_alive(record: dict) -> bool | None:
-    """Whether the process of a running record is alive: None when it ran on another host."""
-    from .lock import pid_alive, this_host
+    """Whether the process of a running record is alive: None when it ran on another host (or the
+    record does not say which process)."""
+    from .lock import Holder
 
-    if record.get("host") != this_host():
+    try:
+        return Holder.from_json(record).alive()
+    except (KeyError, TypeError, ValueError):
         return None
-    return pid_alive(record.get("pid"), record.get("pid_start"))
 
 
 def _log_error(log: Path) -> str | None:

@@ -552,20 +552,24 @@ def run_task(workdir: str | os.PathLike, task_id: TaskId, log: str | os.PathLike
 
 @contextlib.contextmanager
 def _running_record(workdir: Path, task_id: TaskId):
-    """Write the task's running record (host, pid, start) for its duration; a killed process leaves it."""
-    from .lock import process_start, this_host
+    """Write the task's running record (host, pid, start) for its duration; a killed process leaves it.
+
+    The record names its process as the run lock names its holder (:class:`mempamal.lock.Holder`),
+    whose start tells this process from a later one given the same pid.
+    """
+    from .lock import Holder
 
     path = workdir / task_id.running_record
     try:
-        # pid_start tells this process from a later one given the same pid.
-        write_json(path, {"task": task_id.name, "host": this_host(), "pid": os.getpid(),
-                          "pid_start": process_start(os.getpid()), "started": time.time()})
+        write_json(path, {"task": task_id.name, **Holder.me().to_json()})
     except OSError:  # a read-only or vanished workdir: the task itself will say what is wrong
         pass
     try:
         yield
     finally:
         path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def _redirected_output(f):
     """Send this process's stdout and stderr (Python's and C's) to ``f`` for the duration."""

@@ -67,17 +67,17 @@ class WorkflowStatus:
             "workdir": str(self.workdir),
             "finished": self.finished,
             "counts": self.counts(),
-            "failed": [{"task": n, "error": self.errors[n],
-                        "log": str(self.workdir / self.workflow.by_name[n].log),
-                        "command": self.workflow.by_name[n].shell_command(self.workdir)}
-                       for n in self.names(FAILED)],
+            "failed": [{"task": n, "error": self.errors[n], **self._rerun(n)} for n in self.names(FAILED)],
             "running": self.names(RUNNING),
             "running_elsewhere": self.elsewhere(),
             "lost": [{"task": n, "host": self.records[n].get("host"), "pid": self.records[n].get("pid"),
-                      "log": str(self.workdir / self.workflow.by_name[n].log),
-                      "command": self.workflow.by_name[n].shell_command(self.workdir)}
-                     for n in self.names(LOST)],
+                      **self._rerun(n)} for n in self.names(LOST)],
         }
+
+    def _rerun(self, name: str) -> dict[str, str]:
+        """Where a failed or lost task says why (its log) and how to run it again (its command)."""
+        task = self.workflow.by_name[name]
+        return {"log": str(self.workdir / task.log), "command": task.shell_command(self.workdir)}
 
     def elsewhere(self) -> dict[str, str]:
         """Running task name to its host, for tasks running on another host (not checked from here)."""
@@ -97,17 +97,13 @@ class WorkflowStatus:
             hosts[host] = hosts.get(host, 0) + 1
         for host, n in hosts.items():
             lines.append(f"- {n} running on {host} (cannot be checked from this host)")
-        for name in self.names(FAILED):
-            task = self.workflow.by_name[name]
-            lines.append(f"- failed {name}: {self.errors[name]}")
-            lines.append(f"  log: {self.workdir / task.log}")
-            lines.append(f"  command: {task.shell_command(self.workdir)}")
-        for name in self.names(LOST):
-            task, record = self.workflow.by_name[name], self.records[name]
-            lines.append(f"- lost {name}: its process (pid {record.get('pid')} on {record.get('host')}) ended "
-                         "without finishing it or reporting an error (killed? out of memory?); run again")
-            lines.append(f"  log: {self.workdir / task.log}")
-            lines.append(f"  command: {task.shell_command(self.workdir)}")
+        trouble = [(name, f"- failed {name}: {self.errors[name]}") for name in self.names(FAILED)]
+        trouble += [(name, f"- lost {name}: its process (pid {self.records[name].get('pid')} on "
+                           f"{self.records[name].get('host')}) ended without finishing it or reporting an error "
+                           "(killed? out of memory?); run again") for name in self.names(LOST)]
+        for name, headline in trouble:
+            rerun = self._rerun(name)
+            lines += [headline, f"  log: {rerun['log']}", f"  command: {rerun['command']}"]
         return "\n".join(lines)
 
 

@@ -480,8 +480,8 @@ def _column(y: np.ndarray, target: int | None) -> np.ndarray:
     return y if target is None else y[:, target]
 
 
-def fold_arrays_of(fold_arrays: dict[str, np.ndarray], target: int) -> dict[str, np.ndarray]:
-    """One target's folds, without their prefix."""
+def fold_arrays_of(fold_arrays: dict[str, np.ndarray], target: int | None) -> dict[str, np.ndarray]:
+    """One target's folds, without their prefix (None: y as a whole, whose folds have none)."""
     from .folds import target_prefix
 
     prefix = target_prefix(target)
@@ -507,7 +507,7 @@ def _permutations(exp: "Experiment", X, y, groups, targets: list, fold_arrays: d
     indices = permutation_indices(y.shape[0], groups, exp.n_permutations, exp.permutation_random_state)
     permuted: dict[str, dict[str, np.ndarray]] = {}
     for t in targets:
-        observed = fold_arrays_of(fold_arrays, t) if t is not None else fold_arrays
+        observed = fold_arrays_of(fold_arrays, t)
         y_t = _column(y, t)
         for k, members in enumerate(chunks(exp.n_permutations, chunk_size)):
             arrays: dict[str, np.ndarray] = {}

@@ -69,7 +69,7 @@ def execute(mode: str, workdir: Path, n_jobs: int) -> None:
 def run_cmd_list(workdir: Path, n_jobs: int, batch_size: int | None) -> None:
     """Export the cmd-list and run its lines by ``xargs -P n_jobs``, one wave (stage) after the other."""
     from mempamal.export import export
-    from mempamal.workflow import thread_limits
+    from mempamal.workdir.workflow import thread_limits
 
     doc = json.loads(export(workdir, "cmd-list", workdir.parent / f"{workdir.name}-cmds.json",
                             batch_size=batch_size, jobs_at_once=n_jobs).read_text())
@@ -94,7 +94,7 @@ def bench_case(name: str, modes: list[str], n_jobs: int, repeat: int, scratch: P
         for mode in order:
             workdir = write(name, scratch / f"{name}-{mode}-{r}")
             if n_tasks is None:
-                from mempamal.workflow import load_workflow
+                from mempamal.workdir.workflow import load_workflow
 
                 n_tasks = len(load_workflow(workdir).tasks)
             start = time.perf_counter()

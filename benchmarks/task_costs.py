@@ -60,8 +60,8 @@ def _wall(argv: list[str], cwd: Path) -> tuple[float, float]:
 
 def startup(args, scratch: Path) -> None:
     """``python -m mempamal task map`` (case B, one map of 10 fits) against bare imports."""
-    from mempamal.layout import TaskId
-    from mempamal.tasks import run_task
+    from mempamal.workdir.layout import TaskId
+    from mempamal.tasks.stages import run_task
 
     workdir = _iris_workdir(scratch / "iris")
     py = sys.executable
@@ -129,9 +129,9 @@ def scheduling(args, scratch: Path) -> None:
     from sklearn.dummy import DummyClassifier
 
     from mempamal import Experiment, run
-    from mempamal.layout import TaskId
-    from mempamal.tasks import run_task
-    from mempamal.workflow import load_workflow
+    from mempamal.workdir.layout import TaskId
+    from mempamal.tasks.stages import run_task
+    from mempamal.workdir.workflow import load_workflow
 
     X, y = np.zeros((20, 2)), np.arange(20) % 2
     exp = Experiment(DummyClassifier(), cv=2, param_grid={"strategy": ["prior"] * 50}, inner_cv=2,
@@ -235,7 +235,7 @@ def memory(args, scratch: Path) -> None:
     from sklearn.preprocessing import StandardScaler
 
     from mempamal import Experiment
-    from mempamal.folds import Folds
+    from mempamal.experiment.folds import Folds
 
     n_features = 100
     n_samples = int(args.mb * 1e6 / 8 / n_features)

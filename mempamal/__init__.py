@@ -11,10 +11,14 @@ __version__ = "0.1.0"
 
 __all__ = ["Experiment", "run", "load_results", "__version__"]
 
+from . import _moved
+
+_moved.install()
+
 # Lazy: a task command imports mempamal before anything else, and must start fast.
 _LAZY = {
     "Experiment": "mempamal.experiment",
-    "run": "mempamal.backends",
+    "run": "mempamal.running",
     "load_results": "mempamal.results",
 }
 

@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="report.html (self-contained) or a .png figure (default: WORKDIR/report.html)")
 
-    from .tasks import task_parser
+    from .tasks.stages import task_parser
 
     task_parser(commands.add_parser(
         "task", help="run one task of a workflow (the commands in workflow.json)"))
@@ -167,15 +167,15 @@ def main(argv: list[str] | None = None) -> None:
         # import needs none.
         from pathlib import Path
 
-        from .encoding import DecodingError
-        from .tasks import TaskInputError, run_task, task_id_of
+        from .experiment.encoding import DecodingError
+        from .tasks.stages import TaskInputError, run_task, task_id_of
 
         if args.stage == "batch":
             _task_batch(args)
             return
         task_id = task_id_of(args)
         if args.if_incomplete:
-            from .workflow import is_complete
+            from .workdir.workflow import is_complete
 
             if is_complete(Path(args.workdir), task_id):
                 print(f"{task_id}: complete, skipped")
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         except DecodingError as e:  # experiment.json names what may not be imported
             sys.exit(f"mempamal: experiment.json: {e}")
         return
-    from .config import ConfigError
+    from .experiment.config import ConfigError
 
     try:
         _command(args)
@@ -205,9 +205,9 @@ def _task_batch(args: argparse.Namespace) -> None:
     """``mempamal task batch``: each task in turn, its own log; status 1 when one failed."""
     from pathlib import Path
 
-    from .batches import read_batch_file
-    from .files import InputFileError, reading
-    from .tasks import run_batch
+    from .workdir.batches import read_batch_file
+    from .workdir.files import InputFileError, reading
+    from .tasks.stages import run_batch
 
     if args.log is not None:
         sys.exit("mempamal task batch: no --log: each task writes its own log (logs/<task>.log)")
@@ -225,12 +225,13 @@ def _task_batch(args: argparse.Namespace) -> None:
 
 def _command(args: argparse.Namespace) -> None:
     if args.command == "run":
-        from .backends import WorkflowError, run
+        from .backends import WorkflowError
+        from .running import run
 
         # Only the options given (absent flags are not in the namespace): run() checks them.
         options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
-        from .lock import LockError
-        from .manifest import DataChangedError
+        from .workdir.lock import LockError
+        from .workdir.manifest import DataChangedError
 
         try:
             report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
@@ -259,15 +260,15 @@ def _command(args: argparse.Namespace) -> None:
             sys.exit(str(e))
         return
     if args.command == "generate":
-        from .config import generate
-        from .workflow import load_workflow
+        from .experiment.config import generate
+        from .workdir.workflow import load_workflow
 
         workdir = generate(args.config, args.workdir, overwrite=args.overwrite, python=args.python)
         n = len(load_workflow(workdir).tasks)
         print(f"mempamal: wrote {workdir} ({n} tasks); run it with: mempamal run {workdir}")
         return
     if args.command == "status":
-        from .status import FAILED, LOST, workflow_status
+        from .workdir.status import FAILED, LOST, workflow_status
 
         status = workflow_status(args.workdir)
         print(json.dumps(status.to_dict(), indent=1) if args.json else status)
@@ -275,8 +276,8 @@ def _command(args: argparse.Namespace) -> None:
             sys.exit(1)
         return
     if args.command == "verify":
-        from .files import InputFileError
-        from .manifest import verify
+        from .workdir.files import InputFileError
+        from .workdir.manifest import verify
 
         try:
             verification = verify(args.workdir, update=args.update)
@@ -287,13 +288,13 @@ def _command(args: argparse.Namespace) -> None:
             sys.exit(1)
         return
     if args.command == "results":
-        from .results import load_results
+        from .results.results import load_results
 
         res = load_results(args.workdir)
         print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
         return
     if args.command == "report":
-        from .report import write_report
+        from .results.report import write_report
 
         print(f"mempamal: wrote {write_report(args.workdir, args.output)}")
         return

@@ -16,7 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment
-from mempamal.encoding import EncodingError
+from mempamal.experiment.encoding import EncodingError
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_workdir_that_cannot_be_written(clf_data, tmp_path):
 def test_dataframe_is_kept_and_list_X_is_converted(clf_data, tmp_path):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    from mempamal.data import load_data
+    from mempamal.workdir.data import load_data
 
     X, y = clf_data
     frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])

@@ -6,10 +6,10 @@ import sys
 import pytest
 
 from mempamal import run
-from mempamal.batches import BATCHES_PER_SLOT, default_batch_size, plan_batches, read_batch_file, write_batch_files
-from mempamal.layout import TaskId
-from mempamal.status import workflow_status
-from mempamal.workflow import Task, is_complete, load_workflow
+from mempamal.workdir.batches import BATCHES_PER_SLOT, default_batch_size, plan_batches, read_batch_file, write_batch_files
+from mempamal.workdir.layout import TaskId
+from mempamal.workdir.status import workflow_status
+from mempamal.workdir.workflow import Task, is_complete, load_workflow
 
 from test_soma_workflow import assert_same_results, write_iris_nested
 

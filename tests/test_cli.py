@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mempamal import Experiment
 from mempamal.cli import main
-from mempamal.workflow import load_workflow
+from mempamal.workdir.workflow import load_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "iris_config.py"

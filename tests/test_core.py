@@ -17,7 +17,7 @@ from sklearn.svm import SVC
 
 from mempamal import Experiment, load_results, run
 from mempamal.backends import WorkflowError
-from mempamal.workflow import load_workflow
+from mempamal.workdir.workflow import load_workflow
 
 from conftest import assert_same_as_sklearn, sklearn_nested
 

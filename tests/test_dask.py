@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 import mempamal
 from mempamal import Experiment, load_results, run
 from mempamal.backends import DONE, FAILED, NOT_RUN, WorkflowError
-from mempamal.folds import Folds
+from mempamal.experiment.folds import Folds
 
 from conftest import assert_same_results
 
@@ -189,8 +189,8 @@ def test_failing_task_is_reported_and_client_stays_open(client, tmp_path):
 
 def test_progress_counts_every_task(client, tmp_path):
     from mempamal.backends.dask import DaskBackend
-    from mempamal.progress import Progress
-    from mempamal.workflow import load_workflow
+    from mempamal.backends.progress import Progress
+    from mempamal.workdir.workflow import load_workflow
 
     exp, X, y = iris_experiment(param_grid={"logit__C": [-1.0, 1.0]}, error_score="raise", cv=2, inner_cv=2)
     workdir = exp.write(X, y, tmp_path / "run").resolve()
@@ -245,7 +245,7 @@ def test_unreachable_scheduler_is_named(workdir):
 def test_a_task_dask_recomputes_after_it_finished_is_not_run_again(local_run):
     # Dask recomputes a finished task whose result was on a worker that died; its outputs are there.
     from mempamal.backends.dask import _run_on_worker
-    from mempamal.workflow import load_workflow
+    from mempamal.workdir.workflow import load_workflow
 
     workdir = local_run[3]
     task = load_workflow(workdir).by_name["refit-o0"]

@@ -28,9 +28,8 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import all_estimators
 
-from mempamal import encoding
-from mempamal.encoding import (
-    DEFAULT_PACKAGES, DecodingError, EncodingError, decode, encode, packages_of)
+from mempamal.experiment import encoding
+from mempamal.experiment.encoding import DEFAULT_PACKAGES, DecodingError, EncodingError, decode, encode, packages_of
 
 
 def roundtrip(obj, **decode_kwargs):

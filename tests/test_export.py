@@ -11,8 +11,8 @@ from sklearn.model_selection import StratifiedKFold
 from mempamal import Experiment, run
 from mempamal.backends.soma_workflow import _end_light_mode_scheduler
 from mempamal.export import EXPORTERS, export
-from mempamal.batches import plan_batches
-from mempamal.workflow import load_workflow, shell_line
+from mempamal.workdir.batches import plan_batches
+from mempamal.workdir.workflow import load_workflow, shell_line
 
 from conftest import assert_same_results
 

@@ -12,7 +12,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
 from mempamal import Experiment, run
-from mempamal.manifest import DataChangedError, verify
+from mempamal.workdir.manifest import DataChangedError, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUTS = ["data/X.npy", "data/y.npy", "folds.npz", "experiment.json"]

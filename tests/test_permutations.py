@@ -19,10 +19,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, load_results, run
-from mempamal.lock import StaleLockWarning
-from mempamal.layout import PERMUTED_FOLDS_DIR
-from mempamal.permutations import default_chunk_size
-from mempamal.workflow import build_workflow, load_workflow
+from mempamal.workdir.lock import StaleLockWarning
+from mempamal.workdir.layout import PERMUTED_FOLDS_DIR
+from mempamal.experiment.permutations import default_chunk_size
+from mempamal.workdir.workflow import build_workflow, load_workflow
 
 from reliab_helpers import HoldAfter, kill_run_once_held
 
@@ -132,7 +132,7 @@ def test_per_target_nested_grid_and_max_t(workdir):
     assert res.predictions.shape == (20, 3)
     assert "p-value (FWER)" in res.summary()
     assert res.to_frame().index.names == ["target", "outer_fold"]
-    from mempamal.report import write_report
+    from mempamal.results.report import write_report
 
     html = write_report(workdir, workdir / "report.html").read_text()
     assert "<th>p-value (FWER)</th>" in html and "data:image/png;base64," in html

@@ -10,9 +10,9 @@ from sklearn.preprocessing import StandardScaler
 import counting_steps
 from counting_steps import CountingScaler
 from mempamal import Experiment, load_results
-from mempamal.pipeline_cache import reuse_plan
-from mempamal.tasks import run_task
-from mempamal.workflow import load_workflow
+from mempamal.tasks.pipeline_cache import reuse_plan
+from mempamal.tasks.stages import run_task
+from mempamal.workdir.workflow import load_workflow
 
 from conftest import sklearn_nested
 

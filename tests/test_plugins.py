@@ -16,7 +16,7 @@ from mempamal import Experiment, run
 from mempamal.backends import _BACKENDS, Backend, Option, available_backends, get_backend, register_backend
 from mempamal.cli import main
 from mempamal.export import EXPORTERS, export, register_exporter
-from mempamal.workflow import load_workflow
+from mempamal.workdir.workflow import load_workflow
 
 from conftest import assert_same_results
 

@@ -30,7 +30,7 @@ from sklearn.model_selection import KFold
 
 from mempamal import Experiment, load_results, run
 from mempamal.backends import WorkflowError
-from mempamal.status import workflow_status
+from mempamal.workdir.status import workflow_status
 
 from test_soma_workflow import assert_same_results, write_iris_nested
 
@@ -202,7 +202,7 @@ def test_shared_filesystem_path_translation(client, local_run):
     from soma_workflow.client import SharedResourcePath
 
     from mempamal.backends.soma_workflow import to_soma_workflow
-    from mempamal.workflow import load_workflow
+    from mempamal.workdir.workflow import load_workflow
 
     workdir = shared_workdir(client, "translated")
     shared_path = (client["SHARED"], "mempamal", "workdirs")

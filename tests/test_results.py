@@ -17,8 +17,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, load_results
-from mempamal.tasks import run_task
-from mempamal.workflow import load_workflow
+from mempamal.tasks.stages import run_task
+from mempamal.workdir.workflow import load_workflow
 
 from conftest import assert_params_equal, sklearn_nested
 
@@ -155,7 +155,7 @@ def test_missing_matplotlib_says_how_to_install(grid1d, monkeypatch):
 
 
 def test_report_html_is_self_contained_and_png(grid2d, tmp_path):
-    from mempamal.report import write_report
+    from mempamal.results.report import write_report
 
     res, _, _ = grid2d
     html = write_report(res.workdir, tmp_path / "report.html").read_text()

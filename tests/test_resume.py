@@ -16,12 +16,12 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
 from mempamal import Experiment, load_results, run
-from mempamal.lock import StaleLockWarning
+from mempamal.workdir.lock import StaleLockWarning
 from mempamal.backends import WorkflowError
-from mempamal.files import InputFileError
-from mempamal.layout import TaskId
-from mempamal.tasks import run_task
-from mempamal.workflow import load_workflow
+from mempamal.workdir.files import InputFileError
+from mempamal.workdir.layout import TaskId
+from mempamal.tasks.stages import run_task
+from mempamal.workdir.workflow import load_workflow
 
 from conftest import assert_same_as_sklearn, sklearn_nested
 from reliab_helpers import HeldRidge, KillOnce, kill_run_once_held

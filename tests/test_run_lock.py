@@ -19,9 +19,9 @@ from sklearn.model_selection import KFold
 
 from mempamal import Experiment, run
 from mempamal.backends import WorkflowError
-from mempamal.lock import LockError, StaleLockWarning, this_host
-from mempamal.status import workflow_status
-from mempamal.workflow import load_workflow
+from mempamal.workdir.lock import LockError, StaleLockWarning, this_host
+from mempamal.workdir.status import workflow_status
+from mempamal.workdir.workflow import load_workflow
 
 from reliab_helpers import HeldRidge
 

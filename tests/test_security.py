@@ -14,7 +14,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
 from mempamal import Experiment, load_results, run
-from mempamal.workflow import load_workflow
+from mempamal.workdir.workflow import load_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 PICKLE_PROTOCOL = b"\x80"  # every pickle of protocol 2 or more starts with it

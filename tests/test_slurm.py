@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, load_results, run
 from mempamal.export import export
-from mempamal.slurm import needs_sacct_wrapper, stage_resources, write_sacct_wrapper
+from mempamal.export.slurm import needs_sacct_wrapper, stage_resources, write_sacct_wrapper
 
 from conftest import assert_same_as_sklearn, assert_same_results, sklearn_nested
 
@@ -257,8 +257,8 @@ def test_array_element_skips_complete_tasks_and_reruns_incomplete_ones(tmp_path)
     out = element(workdir, "refit", 0)
     assert out.returncode == 0 and "refit-o0: " in out.stdout and "skipped" not in out.stdout, out
     assert refit.read_bytes() != b"PK\x03\x04 truncated"
-    from mempamal.layout import TaskId
-    from mempamal.workflow import is_complete
+    from mempamal.workdir.layout import TaskId
+    from mempamal.workdir.workflow import is_complete
 
     assert is_complete(workdir, TaskId("refit", outer=0))
     out = element(workdir, "refit", 5)

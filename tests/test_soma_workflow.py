@@ -20,10 +20,10 @@ from sklearn.preprocessing import StandardScaler
 from mempamal import Experiment, load_results, run
 from mempamal.backends import WorkflowError, available_backends
 from mempamal.backends.soma_workflow import SomaWorkflowBackend, _end_light_mode_scheduler, to_soma_workflow
-from mempamal.batches import plan_batches
-from mempamal.files import load_arrays, read_json
-from mempamal.status import workflow_status
-from mempamal.workflow import load_workflow, thread_limits
+from mempamal.workdir.batches import plan_batches
+from mempamal.workdir.files import load_arrays, read_json
+from mempamal.workdir.status import workflow_status
+from mempamal.workdir.workflow import load_workflow, thread_limits
 
 from conftest import assert_same_results
 

@@ -17,8 +17,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mempamal import Experiment, load_results, run
-from mempamal.data import load_data
-from mempamal.workflow import load_workflow
+from mempamal.workdir.data import load_data
+from mempamal.workdir.workflow import load_workflow
 
 from conftest import assert_same_as_sklearn
 

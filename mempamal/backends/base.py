@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..progress import Progress
-from ..workflow import Task, Workflow
+from .progress import Progress
+from ..workdir.workflow import Task, Workflow
 
 DONE, FAILED, NOT_RUN = "done", "failed", "not run"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
-from ..progress import Progress
-from ..layout import TaskId
-from ..workflow import Task, Workflow, thread_limits
+from .progress import Progress
+from ..workdir.layout import TaskId
+from ..workdir.workflow import Task, Workflow, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
 
 
@@ -19,7 +19,7 @@ def _warm_up() -> None:
     """Import what every task needs once per worker, before the first task arrives."""
     import sklearn.base  # noqa: F401  (the bulk of a task's start-up)
 
-    from .. import tasks  # noqa: F401
+    from ..tasks import stages as tasks
 
 
 # The workers of this process, by (n_jobs, threads per task): kept warm between runs. Not loky's
@@ -45,7 +45,7 @@ def _executor(n_jobs: int, threads: int, renew: bool = False):
 def _run_in_worker(workdir: str, task_id: TaskId, log: str, threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
-    from ..tasks import run_task
+    from ..tasks.stages import run_task
 
     # The executor's env only reaches workers it starts; reused workers need the limit set here.
     with threadpool_limits(limits=threads):

@@ -110,7 +110,7 @@ def fold_params(workdir, doc: dict, stage: str, train, test) -> tuple[dict[str, 
     routing = doc.get("params")
     if not routing:
         return {}, {}
-    from .data import load_params
+    from ..workdir.data import load_params
 
     values = load_params(workdir, doc["data"])
     scores = routing["inner_score" if stage == "inner" else "outer_score"]

@@ -24,7 +24,7 @@ def write_report(workdir: str | os.PathLike, output: str | os.PathLike | None = 
     -------
     output : pathlib.Path
     """
-    from .files import atomic_open
+    from ..workdir.files import atomic_open
     from .results import load_results
 
     output = Path(output) if output is not None else Path(workdir) / "report.html"

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .encoding import decode, encode
-from .files import WRITTEN_BY_WRITE, InputFileError, load_arrays, read_json, reading, save_arrays, write_json
-from .layout import EXPERIMENT, PERMUTATIONS, TaskId
+from ..experiment.encoding import decode, encode
+from ..workdir.files import WRITTEN_BY_WRITE, InputFileError, load_arrays, read_json, reading, save_arrays, write_json
+from ..workdir.layout import EXPERIMENT, PERMUTATIONS, TaskId
 
 # A file a task needs is missing, unreadable or from another experiment (the name tasks raise it by).
 TaskInputError = InputFileError
@@ -52,7 +52,7 @@ class Context:
         with reading(workdir / EXPERIMENT, WRITTEN_BY_WRITE):
             self.doc = read_json(workdir / EXPERIMENT)
         self.packages = self.doc.get("packages", [])
-        from .routing import apply_config
+        from ..experiment.routing import apply_config
 
         apply_config(self.doc)  # before decoding: estimators' metadata requests need it
 
@@ -67,7 +67,7 @@ class Context:
                 for params in self.doc["candidates"][start:stop]]
 
     def scorers(self) -> dict:
-        from .scoring import build_scorers
+        from ..experiment.scoring import build_scorers
 
         return build_scorers(self.doc["scoring"], self.packages)
 
@@ -82,13 +82,13 @@ class Context:
 
     def data(self, target: int | None = None):
         """X, the y of ``target`` (a column of y when targets are analysed apart), groups."""
-        from .data import load_data
+        from ..workdir.data import load_data
 
         X, y, groups = load_data(self.workdir, self.doc["data"])  # raises InputFileError naming the file
         return X, (y if target is None else y[:, target]), groups
 
     def folds(self, target: int | None = None):
-        from .folds import Folds, target_prefix
+        from ..experiment.folds import Folds, target_prefix
 
         return Folds(self.workdir, prefix=target_prefix(target))
 
@@ -100,7 +100,7 @@ class Context:
 
     def fold_params(self, stage: str, train, test):
         """(fit keywords, {metric: score keywords}): the per-sample params of these rows, routed."""
-        from .routing import fold_params
+        from ..experiment.routing import fold_params
 
         return fold_params(self.workdir, self.doc, stage, train, test)
 
@@ -116,7 +116,7 @@ def _fit_and_score(estimator, params, X_train, y_train, X_test, y_test, scorers,
     estimator = clone(estimator)
     if params:
         estimator.set_params(**params)
-    from .scoring import failed_scores, score_fitted
+    from ..experiment.scoring import failed_scores, score_fitted
 
     start = time.perf_counter()
     try:
@@ -147,7 +147,7 @@ def _fit_and_score_all(ctx, estimator, candidates, start, X_train, y_train, X_te
 def _score_candidates(ctx, estimator, candidates, start, X, y, train, test, scorers, error_score, where):
     """Fit and score candidates ``start...`` on one inner split: scores per metric (lists), fit and
     score times, fit errors ("" for none), each failed fit warned about as GridSearchCV does."""
-    from .folds import subset
+    from ..experiment.folds import subset
 
     X_train, y_train, X_test, y_test = subset(X, train), subset(y, train), subset(X, test), subset(y, test)
     fit_params, score_params = ctx.fold_params("inner", train, test)
@@ -228,7 +228,7 @@ def _refit_and_test(ctx: Context, estimator, params: dict, X, y, train, test, sc
     of its rows: (model, scores, fit time, score time)."""
     from sklearn.base import clone
 
-    from .folds import subset
+    from ..experiment.folds import subset
 
     X_test, y_test = subset(X, test), subset(y, test)
     fit_params, score_params = ctx.fold_params("outer", train, test)
@@ -245,7 +245,7 @@ def _refit_and_test(ctx: Context, estimator, params: dict, X, y, train, test, sc
 
 def run_refit(workdir: Path, outer: int, target: int | None = None) -> None:
     """Select the best grid point of fold ``outer``, refit it on the outer training set, test it."""
-    from .folds import subset
+    from ..experiment.folds import subset
 
     ctx = Context(workdir)
     doc = ctx.doc
@@ -274,9 +274,9 @@ def run_refit(workdir: Path, outer: int, target: int | None = None) -> None:
 def run_permute(workdir: Path, perm: int, outer: int, target: int | None = None) -> None:
     """Outer fold ``outer`` of the whole analysis (inner search, selection, refit, test) of each
     permutation of chunk ``perm``, on the folds of the permuted y, as permutation_test_score does."""
-    from .folds import Folds, permutation_prefix, subset
-    from .layout import permuted_folds
-    from .permutations import chunks
+    from ..experiment.folds import Folds, permutation_prefix, subset
+    from ..workdir.layout import permuted_folds
+    from ..experiment.permutations import chunks
 
     ctx = Context(workdir)
     doc = ctx.doc
@@ -322,7 +322,7 @@ def _storable(predictions) -> np.ndarray:
     string or categorical y) become a str array, with the same values."""
     predictions = np.asarray(predictions)
     if predictions.dtype == object:
-        from .data import as_array
+        from ..workdir.data import as_array
 
         predictions = as_array(predictions, "predictions")
     return predictions
@@ -373,7 +373,7 @@ def _gather_permutations(ctx: Context, test_scores: dict[str, np.ndarray]) -> tu
     are held, the score of a permutation being the mean of its outer folds', as in
     permutation_test_score.
     """
-    from .permutations import pvalues, pvalues_max_t
+    from ..experiment.permutations import pvalues, pvalues_max_t
 
     doc = ctx.doc
     n, n_outer = doc["n_permutations"], doc["n_outer"]
@@ -476,7 +476,7 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
 
 def task_id_of(args: argparse.Namespace) -> TaskId:
     """The identity of the task that parsed command-line arguments name."""
-    from .layout import INDICES
+    from ..workdir.layout import INDICES
 
     return TaskId(args.stage, **{f: getattr(args, f) for f, _ in INDICES if getattr(args, f, None) is not None})
 
@@ -493,7 +493,7 @@ def run_batch(workdir: str | os.PathLike, task_ids: list[TaskId]) -> list[TaskId
     -------
     failed : list of TaskId
     """
-    from .workflow import is_complete
+    from ..workdir.workflow import is_complete
 
     workdir = Path(workdir)
     failed = []
@@ -557,7 +557,7 @@ def _running_record(workdir: Path, task_id: TaskId):
     The record names its process as the run lock names its holder (:class:`mempamal.lock.Holder`),
     whose start tells this process from a later one given the same pid.
     """
-    from .lock import Holder
+    from ..workdir.lock import Holder
 
     path = workdir / task_id.running_record
     try:

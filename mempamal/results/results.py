@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .encoding import decode
-from .files import load_arrays, read_json
-from .layout import EXPERIMENT, RESULTS_JSON, RESULTS_NPZ
+from ..experiment.encoding import decode
+from ..workdir.files import load_arrays, read_json
+from ..workdir.layout import EXPERIMENT, RESULTS_JSON, RESULTS_NPZ
 
 
 class Results:

@@ -29,9 +29,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .layout import SLURM_DIR, SLURM_LOG_DIR, STAGES
-from .batches import plan_batches, write_batch_files
-from .workflow import Workflow, tasks_to_do, thread_limits
+from ..workdir.layout import SLURM_DIR, SLURM_LOG_DIR, STAGES
+from ..workdir.batches import plan_batches, write_batch_files
+from ..workdir.workflow import Workflow, tasks_to_do, thread_limits
 
 DEFAULT_MAX_ARRAY_SIZE = 1000  # SLURM's default MaxArraySize is 1001: indices 0..1000
 _TIME = re.compile(r"^\d+(-\d+)?(:\d+){0,2}$")
@@ -179,7 +179,7 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
     waits_for = {s: {stage_of[d] for b in by_stage[s] for t in b.tasks for d in t.dependencies if d in stage_of}
                  for s in STAGES}
 
-    from .files import atomic_open
+    from ..workdir.files import atomic_open
 
     (workdir / SLURM_DIR).mkdir(exist_ok=True)
     (workdir / SLURM_LOG_DIR).mkdir(parents=True, exist_ok=True)
@@ -286,7 +286,7 @@ def write_sacct_wrapper(directory: str | os.PathLike, real_sacct: str | None = N
             raise FileNotFoundError("sacct: not on PATH; install SLURM's client commands (Debian: slurm-client)")
     directory.mkdir(parents=True, exist_ok=True)
     wrapper = directory / "sacct"
-    from .files import atomic_open
+    from ..workdir.files import atomic_open
 
     with atomic_open(wrapper, "w") as f:
         f.write(SACCT_WRAPPER.format(real=shlex.quote(real_sacct)))

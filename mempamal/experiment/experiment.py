@@ -17,11 +17,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
 from .encoding import encode, packages_of
-from .files import write_json
-from .layout import EXPERIMENT, FOLDS, GENERATED, PERMUTATIONS, WORKFLOW, permuted_folds
-from .manifest import write_manifest
+from ..workdir.files import write_json
+from ..workdir.layout import EXPERIMENT, FOLDS, GENERATED, PERMUTATIONS, WORKFLOW, permuted_folds
+from ..workdir.manifest import write_manifest
 from .scoring import describe_scoring
 
 FORMAT = "mempamal/experiment-1"
@@ -230,10 +230,10 @@ class Experiment:
         """
         from sklearn.base import is_classifier
 
-        from .data import save_array, save_data
+        from ..workdir.data import save_array, save_data
         from .folds import compute_folds, count_folds, prefixed, save_folds, target_prefix
         from .permutations import default_chunk_size
-        from .workflow import build_workflow, save_workflow
+        from ..workdir.workflow import build_workflow, save_workflow
 
         # From the attributes as they are now: one set since construction is checked and used.
         checked = self._validate()
@@ -363,8 +363,8 @@ def _set_by_grid(key: str, grid: dict) -> bool:
 def _check_data(X, y, groups, params=None):
     import scipy.sparse as sp
 
-    from .data import as_array
-    from .tabular import check_frame, is_frame
+    from ..workdir.data import as_array
+    from ..workdir.tabular import check_frame, is_frame
 
     if is_frame(X):
         _check_index(X, {"y": y, "groups": groups, **{f"params[{k!r}]": v for k, v in (params or {}).items()}})
@@ -392,8 +392,8 @@ def _check_params(params, n_samples: int) -> dict | None:
     """Per-sample parameters: names that are keywords, values of n_samples rows, stored without pickle."""
     import scipy.sparse as sp
 
-    from .data import as_array
-    from .tabular import check_frame, is_frame
+    from ..workdir.data import as_array
+    from ..workdir.tabular import check_frame, is_frame
 
     if params is None:
         return None
@@ -426,7 +426,7 @@ def _check_params(params, n_samples: int) -> dict | None:
 def _check_index(X, others: dict) -> None:
     """scikit-learn pairs X's rows with y's, groups' and params' by position; a pandas index that
     disagrees with X's says the rows are not paired as the user thinks."""
-    from .tabular import is_pandas
+    from ..workdir.tabular import is_pandas
 
     for name, value in others.items():
         if not is_pandas(value) or value.index.equals(X.index):
@@ -448,7 +448,7 @@ def _warn_nan_without_imputer(X, estimator) -> None:
     import scipy.sparse as sp
     from sklearn.utils import get_tags
 
-    from .tabular import is_frame
+    from ..workdir.tabular import is_frame
 
     if is_frame(X):
         n_missing = int(X.isna().to_numpy().sum())
@@ -530,7 +530,7 @@ def _fingerprint(doc: dict, arrays: list, fold_arrays: list[dict]) -> str:
 
     digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode())
     parts = []
-    from .tabular import frame_digest, is_frame
+    from ..workdir.tabular import frame_digest, is_frame
 
     for a in arrays:
         if is_frame(a):
@@ -570,8 +570,8 @@ def _read_previous(workdir: Path) -> dict | None:
 
 def _inputs_intact(workdir: Path) -> bool:
     """Whether the manifest exists and the inputs it lists still have its sizes and times."""
-    from .files import InputFileError
-    from .manifest import quick_changes, read_manifest
+    from ..workdir.files import InputFileError
+    from ..workdir.manifest import quick_changes, read_manifest
 
     try:
         return read_manifest(workdir) is not None and not quick_changes(workdir)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .files import WRITTEN_BY_WRITE, atomic_open, reading
-from .layout import FOLDS as FOLDS_FILE
+from ..workdir.files import WRITTEN_BY_WRITE, atomic_open, reading
+from ..workdir.layout import FOLDS as FOLDS_FILE
 
 
 def compute_folds(estimator, cv, inner_cv, X, y, groups, where: str = "") -> dict[str, np.ndarray]:
@@ -149,7 +149,7 @@ def subset(array: Any, indices: np.ndarray) -> Any:
     """
     if array is None:
         return None
-    from .tabular import is_pandas
+    from ..workdir.tabular import is_pandas
 
     if is_pandas(array):
         return array.take(indices)

@@ -95,7 +95,7 @@ def fit_and_score_shared(estimator, candidates: list[dict], plan: list[list[str]
     """
     from sklearn.base import clone
 
-    from .scoring import failed_scores, score_fitted
+    from ..experiment.scoring import failed_scores, score_fitted
 
     n_prefix = len(plan[0])
     order = sorted(range(len(candidates)), key=lambda n: plan[n])

@@ -23,34 +23,11 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .files import write_json
-from .workflow import Workflow, load_workflow
+from ..workdir.files import write_json
+from ..workdir.workflow import Workflow, load_workflow
+from .soma_workflow import export_soma_workflow
 
 CMD_LIST_FORMAT = "mempamal/cmd-list-2"  # 2: a line per batch of tasks, and "tasks"
-
-
-def export_soma_workflow(workdir: Path, workflow: Workflow, output: Path, *,
-                         threads_per_task: int | None = None, name: str | None = None,
-                         batch_size: int | None = None, jobs_at_once: int | None = None) -> None:
-    """Soma-Workflow's serialized workflow: one job per batch of tasks, grouped by outer fold.
-
-    ``threads_per_task`` caps each job's BLAS/OpenMP threads; ``name`` names the workflow;
-    ``batch_size``, ``jobs_at_once``: see :func:`mempamal.batches.plan_batches`.
-    """
-    from soma_workflow.client import Helper
-
-    from .backends.soma_workflow import to_soma_workflow
-
-    soma_workflow = to_soma_workflow(workdir, workflow, threads_per_task=threads_per_task, name=name,
-                                     batch_size=batch_size, jobs_at_once=jobs_at_once)
-    # Helper.serialize writes in place: write beside the output and rename, as every output here.
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    try:
-        Helper.serialize(str(tmp), soma_workflow)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def export_cmd_list(workdir: Path, workflow: Workflow, output: Path, *, batch_size: int | None = None,
@@ -61,8 +38,8 @@ def export_cmd_list(workdir: Path, workflow: Workflow, output: Path, *, batch_si
 
     ``batch_size=1``: one command per task, each the task's own (``names`` are the task names).
     """
-    from .batches import plan_batches, write_batch_files
-    from .workflow import shell_line
+    from ..workdir.batches import plan_batches, write_batch_files
+    from ..workdir.workflow import shell_line
 
     batches = plan_batches(workflow.tasks, batch_size, jobs_at_once)
     write_batch_files(workdir, batches)

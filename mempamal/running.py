@@ -1,0 +1,101 @@
+"""run(): execute a written workdir's workflow with a back-end.
+
+The lock, the manifest check, resume (which tasks to redo) and the cleanup of a
+killed run's leftovers live here, once for every back-end; a back-end only runs
+the tasks it is given.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .backends import create_backend
+from .backends.base import FAILED, NOT_RUN, RunReport, WorkflowError
+from .backends.progress import Progress
+from .workdir.layout import EXPERIMENT
+from .workdir.lock import print_to_stderr, run_lock
+from .workdir.manifest import check_unchanged
+from .workdir.status import record_alive, running_records
+from .workdir.workflow import experiment_fingerprint, load_workflow, tasks_to_do
+
+
+def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = True, progress: bool = True,
+        wait: bool = False, **options) -> RunReport:
+    """Execute the workflow of ``workdir`` with a back-end.
+
+    Parameters
+    ----------
+    workdir : path
+        A directory written by :meth:`mempamal.Experiment.write`.
+    backend : str, default="local"
+        The name of a back-end (see :func:`available_backends`).
+    resume : bool, default=True
+        Skip tasks whose outputs are complete and record this experiment's and
+        task's fingerprint (unless a task they depend on is redone);
+        ``False`` recomputes everything.
+    progress : bool, default=True
+        Show a progress bar (done / failed / total) while the tasks run.
+    wait : bool, default=False
+        When another run holds the workdir's lock (``run.lock``), wait for it to end instead
+        of raising :class:`~mempamal.lock.LockError`. A lock left by a dead run of this host
+        is taken over (with a :class:`~mempamal.lock.StaleLockWarning`).
+    **options
+        The back-end's own options, as its class declares them in ``options``
+        (e.g. ``n_jobs``, the tasks at once, for every built-in back-end).
+
+    Returns
+    -------
+    report : RunReport
+
+    Raises
+    ------
+    ValueError
+        For an option the back-end does not declare, before anything runs.
+    WorkflowError
+        When a task failed; the message names each failed task, its command and log.
+    LockError
+        When another run holds the workdir (naming its host, pid and start), without ``wait``.
+    DataChangedError
+        When the data, folds or experiment.json changed since ``write()`` (by size or
+        modification time, against manifest.json), naming each file and the fix.
+    """
+    workdir = Path(workdir).resolve()
+    workflow = load_workflow(workdir)
+    executor = create_backend(backend, **options)
+    fingerprint = experiment_fingerprint(workdir)
+    if fingerprint is None:
+        raise FileNotFoundError(f"{workdir / EXPERIMENT}: missing or unreadable; write the "
+                                "experiment again (Experiment.write)")
+    check_unchanged(workdir)  # before anything runs on inputs edited since write()
+    with run_lock(workdir, wait=wait, on_wait=print_to_stderr):
+        report = RunReport(workdir)
+        todo, done = tasks_to_do(workdir, workflow, resume, fingerprint)
+        report.skipped = [t.name for t in done]
+        for task in todo:
+            # Stale outputs must not pass for fresh ones if the task fails this time.
+            for out in task.outputs:
+                (workdir / out).unlink(missing_ok=True)
+        _clear_dead_records(workdir, todo)
+        if todo:
+            bar = Progress(len(todo), enabled=progress, desc=f"mempamal {backend}")
+            try:
+                report.outcomes = executor.execute(workdir, workflow, todo, bar)
+            finally:
+                bar.close()
+    if report.names(FAILED) or report.names(NOT_RUN):
+        raise WorkflowError(report, workflow)
+    return report
+
+
+def _clear_dead_records(workdir: Path, todo: list) -> None:
+    """Remove the running records a killed run left for the tasks about to be redone.
+
+    Otherwise ``status`` would call them lost until they start again (or forever, for a
+    task never reached because another failed). Under the run lock, a record of this host
+    whose process is dead is stale; another host's may be a live task run outside mempamal's
+    run (an exported workflow): left alone.
+    """
+    by_name = {t.name: t for t in todo}
+    for name, record in running_records(workdir).items():
+        if name in by_name and record_alive(record) is False:
+            (workdir / by_name[name].id.running_record).unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import mempamal
+from mempamal.workdir.workflow import load_workflow
 from mempamal import Experiment, load_results, run
 from mempamal.backends import DONE, FAILED, NOT_RUN, WorkflowError
 from mempamal.experiment.folds import Folds
@@ -150,7 +151,7 @@ def test_local_cluster_equals_local_backend(local_run, tmp_path):
     exp, X, y, reference = local_run
     workdir = exp.write(X, y, tmp_path / "run")
     report = run(workdir, backend="dask", n_jobs=2, progress=False)
-    assert set(report.names(DONE)) == {t.name for t in mempamal.workflow.load_workflow(workdir).tasks}
+    assert set(report.names(DONE)) == {t.name for t in load_workflow(workdir).tasks}
     assert_same_results(workdir, reference)
     assert "no such" not in (workdir / "logs" / "gather.log").read_text()
     assert not dask_worker_processes(), "the LocalCluster that run() started must be closed"
@@ -166,7 +167,7 @@ def test_external_scheduler_equals_local_backend(local_run, scheduler_address, t
                           "--scheduler-address", scheduler_address, "--no-resume", "-q"],
                          env=WORKER_ENV, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    n = len(mempamal.workflow.load_workflow(workdir).tasks)
+    n = len(load_workflow(workdir).tasks)
     assert out.stdout == f"mempamal: {n} tasks: {n} done, 0 failed, 0 not run, 0 skipped (already complete)\n"
     assert_same_results(workdir, reference)
 

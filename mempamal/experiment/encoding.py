@@ -3,7 +3,8 @@
 ``encode`` turns what a user puts in an experiment (estimators, grids, scorers)
 into plain JSON; ``decode`` rebuilds it in the worker tasks.  Nothing is ever
 pickled: classes and functions are stored by dotted path, and ``decode`` only
-imports them from an explicit list of trusted top-level packages.
+imports them from an explicit list of trusted top-level packages, never from the
+standard library or a private top-level module (see :func:`refusal`).
 
 Everything JSON cannot say natively is a dict with exactly one key starting
 with ``"__"`` (the tag).  User dicts whose keys are all str and none starts
@@ -14,42 +15,24 @@ so a user dict can never be mistaken for a tagged one.
 from __future__ import annotations
 
 import functools
-import importlib
 import io
 import json
 import math
 import sys
-import types
 from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["DEFAULT_PACKAGES", "DecodingError", "EncodingError", "decode", "encode", "packages_of"]
+from .allowlist import _SAFE_BUILTINS, DEFAULT_PACKAGES, DecodingError, _resolve, refusal
+
+__all__ = ["DEFAULT_PACKAGES", "DecodingError", "EncodingError", "decode", "encode", "packages_of", "references_of",
+           "refusal"]
 
 
 class EncodingError(ValueError):
     """A value cannot be stored; the message names its path and the fix."""
 
 
-class DecodingError(ValueError):
-    """A document names something that cannot or may not be loaded."""
-
-
-DEFAULT_PACKAGES: frozenset[str] = frozenset({"sklearn", "numpy", "scipy", "mempamal"})
-
-# Never imported from a document, even if the caller allows them: they run
-# commands, touch files or the network, or load code and pickles.
-_DENIED = frozenset("""
-    os posix nt sys subprocess shutil builtins importlib pickle marshal ctypes socket
-    runpy code codeop pty io pathlib multiprocessing concurrent threading asyncio signal
-    tempfile webbrowser http urllib ftplib smtplib telnetlib xmlrpc ssl codecs types gc
-    inspect shelve dbm sqlite3 site sysconfig pkgutil zipimport platform glob fcntl
-    mmap atexit pdb bdb trace ast dis copyreg operator functools joblib cloudpickle dill
-    posixpath ntpath shlex select selectors resource zipfile tarfile pip setuptools venv ensurepip
-""".split())
-# Test and build helpers of the default packages run scripts or compilers: never loaded.
-_DENIED_SEGMENTS = frozenset({"tests", "testing", "_testing", "f2py", "distutils", "_build_utils"})
-_SAFE_BUILTINS = {f"builtins.{t.__name__}": t for t in (float, int, bool, str, complex, object)}
 _TAG_KEYS = {  # tag -> the other keys its dict must have
     "__float__": set(), "__complex__": set(), "__tuple__": set(), "__slice__": set(),
     "__set__": set(), "__frozenset__": set(), "__dict__": set(), "__dtype__": set(),
@@ -317,8 +300,9 @@ def decode(doc: object, allowed_packages: Iterable[str] | None = None) -> object
         A structure returned by :func:`encode` (typically after a JSON round trip).
     allowed_packages : iterable of str, optional
         Top-level packages whose classes and functions may be imported, in
-        addition to ``DEFAULT_PACKAGES``.  Modules such as ``os``, ``subprocess``
-        or ``pickle`` are refused even if listed here.
+        addition to ``DEFAULT_PACKAGES``.  The standard library (``os``,
+        ``subprocess``, ``pickle``, ``_pickle``...), private top-level modules
+        and packages that load pickles or code are refused even if listed here.
 
     Returns
     -------
@@ -435,56 +419,6 @@ def _decode_array(items: list, dtype: object, shape: object, allowed: frozenset)
     return arr.reshape(shape)
 
 
-@functools.lru_cache(maxsize=1024)
-def _resolve(dotted: str, allowed: frozenset) -> object:
-    """Import a class or function by dotted path, checking the package before importing."""
-    if dotted in _SAFE_BUILTINS:
-        return _SAFE_BUILTINS[dotted]
-    parts = dotted.split(".")
-    top = parts[0]
-    if top in _DENIED or top not in allowed:
-        why = f"{top!r} is never allowed" if top in _DENIED else \
-            f"pass allowed_packages={{{top!r}}} to decode() if you trust it"
-        raise DecodingError(f"{dotted!r} is not in the allowed packages "
-                            f"{sorted(allowed - _DENIED)}; {why}")
-    if len(parts) < 2 or not all(p.isidentifier() and not p.startswith("__") for p in parts):
-        raise DecodingError(f"{dotted!r} is not a dotted path of public names")
-    if top in DEFAULT_PACKAGES and _DENIED_SEGMENTS.intersection(parts):
-        raise DecodingError(f"{dotted!r}: test and build helpers are never loaded")
-    for n_module in range(len(parts), 0, -1):  # longest importable module prefix
-        module_name = ".".join(parts[:n_module])
-        try:
-            obj = importlib.import_module(module_name)
-            break
-        except ModuleNotFoundError as exc:
-            if exc.name and (module_name + ".").startswith(exc.name + "."):
-                continue  # not a module: the rest are attributes
-            raise DecodingError(f"importing {module_name!r} failed: {exc}") from exc
-        except Exception as exc:
-            raise DecodingError(f"importing {module_name!r} failed: {exc!r}") from exc
-    else:
-        raise DecodingError(f"cannot import {dotted!r}: no module {top!r}")
-    for attr in parts[n_module:]:
-        if attr.startswith("_"):
-            raise DecodingError(f"{dotted!r}: private name {attr!r} is refused")
-        try:
-            obj = getattr(obj, attr)
-        except AttributeError:
-            raise DecodingError(f"{dotted!r}: no attribute {attr!r}") from None
-        if isinstance(obj, types.ModuleType):  # an alias such as numpy.lib._npyio_impl.os
-            raise DecodingError(f"{dotted!r}: {attr!r} is a module imported under another name; "
-                                "refused")
-    if not callable(obj):  # modules included
-        raise DecodingError(f"{dotted!r} is not a class or function")
-    owner = getattr(obj, "__module__", None)
-    owner_top = owner.split(".")[0] if isinstance(owner, str) else top
-    if owner_top in _DENIED or owner_top not in allowed:
-        if not any(obj is t for t in _SAFE_BUILTINS.values()):
-            raise DecodingError(f"{dotted!r} is {owner}.{getattr(obj, '__qualname__', '?')}, "
-                                f"which is not in the allowed packages {sorted(allowed - _DENIED)}")
-    return obj
-
-
 # --------------------------------------------------------------------------- packages_of
 def packages_of(doc: object) -> set[str]:
     """Top-level packages an encoded document imports from.
@@ -500,14 +434,30 @@ def packages_of(doc: object) -> set[str]:
         E.g. ``{"sklearn"}`` for a pipeline of scikit-learn estimators; the
         safe builtin types are not counted.
     """
+    return {dotted.split(".")[0] for dotted in references_of(doc) if dotted not in _SAFE_BUILTINS}
+
+
+def references_of(doc: object) -> set[str]:
+    """The dotted paths of the classes and functions an encoded document imports.
+
+    Parameters
+    ----------
+    doc : object
+        A structure returned by :func:`encode` (or any JSON document: read without importing).
+
+    Returns
+    -------
+    set of str
+        E.g. ``{"sklearn.linear_model.Ridge", "numpy.sqrt"}``.
+    """
     found = set()
     if type(doc) is list:
         for item in doc:
-            found |= packages_of(item)
+            found |= references_of(item)
     elif type(doc) is dict:
         for key, value in doc.items():
-            if key in _PATH_TAGS and type(value) is str and value not in _SAFE_BUILTINS:
-                found.add(value.split(".")[0])
+            if key in _PATH_TAGS and type(value) is str:
+                found.add(value)
             else:
-                found |= packages_of(value)
+                found |= references_of(value)
     return found

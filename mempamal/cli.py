@@ -107,6 +107,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="report.html (self-contained) or a .png figure (default: WORKDIR/report.html)")
 
+    p = commands.add_parser(
+        "trust", help="show what a workdir imports and runs, then sign it with your key",
+        description="A workdir runs only if signed with your key (kept in your config directory, or the file "
+                    "named by MEMPAMAL_KEY_FILE): Experiment.write signs what it writes. For a workdir you did "
+                    "not write, or one written before signatures existed: check every input against the "
+                    "manifest, show the packages, classes and functions its tasks will import, the data, and "
+                    "the interpreter its commands run; then, once confirmed, sign it.")
+    p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
+    p.add_argument("--yes", action="store_true",
+                   help="sign without asking (needed when stdin is not a terminal); review the listing first")
+
     from .tasks.stages import task_parser
 
     task_parser(commands.add_parser(
@@ -169,6 +180,12 @@ def main(argv: list[str] | None = None) -> None:
 
         from .experiment.encoding import DecodingError
         from .tasks.stages import TaskInputError, run_task, task_id_of
+        from .workdir.trust import KeyFileError, UntrustedWorkdirError, check_trusted
+
+        try:  # before anything of the workdir is read (a batch file, an output) or decoded
+            check_trusted(args.workdir)
+        except (UntrustedWorkdirError, KeyFileError, TaskInputError) as e:
+            sys.exit(f"mempamal: {e}")
 
         if args.stage == "batch":
             _task_batch(args)
@@ -232,11 +249,12 @@ def _command(args: argparse.Namespace) -> None:
         options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
         from .workdir.lock import LockError
         from .workdir.manifest import DataChangedError
+        from .workdir.trust import UntrustedWorkdirError
 
         try:
             report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
                          wait=args.wait, **options)
-        except (LockError, DataChangedError) as e:
+        except (LockError, DataChangedError, UntrustedWorkdirError) as e:
             sys.exit(f"mempamal: {e}")
         except WorkflowError as e:
             sys.exit(str(e))
@@ -246,6 +264,8 @@ def _command(args: argparse.Namespace) -> None:
         return
     if args.command == "export":
         from .export import export
+        from .workdir.manifest import DataChangedError
+        from .workdir.trust import UntrustedWorkdirError
 
         try:
             options = _slurm_options(args)
@@ -258,6 +278,11 @@ def _command(args: argparse.Namespace) -> None:
             print(f"mempamal: wrote {export(args.workdir, args.format, args.output, **options)}")
         except (FileNotFoundError, ValueError) as e:
             sys.exit(str(e))
+        except (UntrustedWorkdirError, DataChangedError) as e:
+            sys.exit(f"mempamal: {e}")
+        return
+    if args.command == "trust":
+        _trust(args)
         return
     if args.command == "generate":
         from .experiment.config import generate
@@ -317,3 +342,62 @@ def _slurm_options(args: argparse.Namespace) -> dict:
     if stages:
         options["stages"] = stages
     return options
+
+
+def _trust(args: argparse.Namespace) -> None:
+    """``mempamal trust``: verify the inputs, show what the workdir imports and runs, sign once confirmed."""
+    from pathlib import Path
+
+    from .workdir.manifest import verify
+    from .workdir.trust import is_trusted, key_path, sign
+
+    workdir = Path(args.workdir).resolve()
+    verification = verify(workdir)  # every input hashed: what is signed is what the manifest says
+    if not verification.ok:
+        sys.exit(f"{verification}\nmempamal: {workdir} not signed: its inputs do not match its manifest")
+    print(_describe(workdir))
+    if is_trusted(workdir):
+        print(f"mempamal: {workdir} is already signed with your key ({key_path()})")
+        return
+    if not args.yes:
+        if not sys.stdin.isatty():
+            sys.exit("mempamal: not signed: stdin is not a terminal; after reviewing the above, run again "
+                     "with --yes")
+        answer = input(f"Sign {workdir} with your key, so that its tasks run as you? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            sys.exit("mempamal: not signed")
+    sign(workdir)
+    print(f"mempamal: signed {workdir} with your key ({key_path()})")
+
+
+def _describe(workdir) -> str:
+    """What a workdir's tasks import and run, read from its files without importing anything."""
+    from .experiment.allowlist import _SAFE_BUILTINS, DEFAULT_PACKAGES, refusal
+    from .experiment.encoding import references_of
+    from .workdir.files import read_json
+    from .workdir.layout import EXPERIMENT
+    from .workdir.manifest import read_manifest
+    from .workdir.workflow import load_workflow, task_command
+
+    doc = read_json(workdir / EXPERIMENT)
+    packages = doc.get("packages") if isinstance(doc, dict) else None
+    if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
+        raise ValueError(f"{workdir / EXPERIMENT}: 'packages' must be a list of names, not {packages!r:.80}")
+    allowed = DEFAULT_PACKAGES | set(packages)
+    extra = sorted(set(packages) - DEFAULT_PACKAGES)
+    lines = [f"{workdir}", f"  packages its tasks may import (beyond {', '.join(sorted(DEFAULT_PACKAGES))}): "
+             + (", ".join(f"{p} (REFUSED: {refusal(p, allowed)})" if refusal(p, allowed) else p for p in extra)
+                or "none")]
+    lines.append("  classes and functions it imports:")
+    for dotted in sorted(references_of(doc)):
+        why = None if dotted in _SAFE_BUILTINS else refusal(dotted.split(".")[0], allowed)
+        lines.append(f"    {dotted}" + (f"  (REFUSED: {why})" if why else ""))
+    lines.append("  data (sha256 as in the manifest, checked):")
+    for name, entry in sorted((read_manifest(workdir) or {}).items()):
+        lines.append(f"    {name}  {entry['size']} bytes  {entry['sha256'][:16]}")
+    workflow = load_workflow(workdir)
+    odd = [t for t in workflow.tasks if t.command != task_command(workflow.python, t.id)]
+    lines.append(f"  commands: {len(workflow.tasks)} tasks, run as `{workflow.python} -m mempamal task ...`")
+    for t in odd:
+        lines.append(f"    NOT a mempamal task command: {t.name}: {t.shell_command()}")
+    return "\n".join(lines)

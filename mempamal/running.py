@@ -16,6 +16,7 @@ from .workdir.layout import EXPERIMENT
 from .workdir.lock import print_to_stderr, run_lock
 from .workdir.manifest import check_unchanged
 from .workdir.status import record_alive, running_records
+from .workdir.trust import check_trusted
 from .workdir.workflow import experiment_fingerprint, load_workflow, tasks_to_do
 
 
@@ -58,8 +59,12 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     DataChangedError
         When the data, folds or experiment.json changed since ``write()`` (by size or
         modification time, against manifest.json), naming each file and the fix.
+    UntrustedWorkdirError
+        When the workdir is not signed by this user's key (``mempamal trust``), or changed
+        since it was signed; before the lock is taken and anything runs.
     """
     workdir = Path(workdir).resolve()
+    check_trusted(workdir)  # before anything of the workdir is read, imported or run: signed by our key
     workflow = load_workflow(workdir)
     executor = create_backend(backend, **options)
     fingerprint = experiment_fingerprint(workdir)

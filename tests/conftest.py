@@ -14,6 +14,22 @@ def pytest_configure(config):
                                        "select with -m remote)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def signing_key(tmp_path_factory):
+    """The session's own signing key (mempamal.workdir.trust), never the user's ~/.config: in os.environ,
+    so that every subprocess (task commands, workers, the CLI) holds the same key. Created on first use."""
+    from mempamal.workdir.trust import KEY_ENV
+
+    path = tmp_path_factory.mktemp("mempamal-key") / "key"
+    saved = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop(KEY_ENV, None)
+    else:
+        os.environ[KEY_ENV] = saved
+
+
 def sklearn_nested(estimator, param_grid, X, y, *, cv, inner_cv, scoring, refit=True, groups=None,
                    search_cls=GridSearchCV, **search_kwargs):
     """cross_validate(GridSearchCV(...)) on the same folds: the results mempamal must equal."""

@@ -22,6 +22,7 @@ from .encoding import encode, packages_of
 from ..workdir.files import write_json
 from ..workdir.layout import EXPERIMENT, FOLDS, GENERATED, PERMUTATIONS, WORKFLOW, permuted_folds
 from ..workdir.manifest import write_manifest
+from ..workdir.trust import is_trusted, sign
 from .scoring import describe_scoring
 
 FORMAT = "mempamal/experiment-1"
@@ -309,7 +310,7 @@ class Experiment:
         previous = _read_previous(workdir)
         same = (previous is not None and previous.get("fingerprint") == doc["fingerprint"]
                 and (workdir / WORKFLOW).exists())
-        if same and _inputs_intact(workdir):
+        if same and _inputs_intact(workdir) and is_trusted(workdir):
             return workdir  # the same experiment: keep its finished outputs
         if previous is not None and not same and not overwrite:
             raise FileExistsError(
@@ -318,8 +319,8 @@ class Experiment:
             )
         if not same:
             _clear(workdir)
-        # else: the same experiment, its inputs edited since (or never recorded in a manifest):
-        # write them again, keeping the finished outputs, which match them.
+        # else: the same experiment, its inputs edited since (or never recorded in a manifest, or not
+        # signed by this user's key): write them again, keeping the finished outputs, which match them.
         try:
             workdir.mkdir(parents=True, exist_ok=True)
             probe = workdir / ".mempamal-write-test"
@@ -342,6 +343,7 @@ class Experiment:
         write_manifest(workdir, inputs + [EXPERIMENT])
         # workflow.json last: its presence marks a completely written workdir.
         save_workflow(workdir, build_workflow(doc, python or sys.executable))
+        sign(workdir)  # with this user's key: tasks run only what it signed (workdir.trust)
         return workdir
 
     def __repr__(self) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..workdir.files import write_json
+from ..workdir.trust import check_trusted
 from ..workdir.workflow import Workflow, load_workflow
 from .soma_workflow import export_soma_workflow
 
@@ -94,10 +95,17 @@ def export(workdir: str | os.PathLike, format: str, output: str | os.PathLike, *
     Returns
     -------
     output : Path
+
+    Raises
+    ------
+    UntrustedWorkdirError
+        When the workdir is not signed by this user's key (``mempamal trust``).
     """
     if format not in EXPORTERS:
         raise ValueError(f"format: unknown export format {format!r}; choose one of {sorted(EXPORTERS)}")
     workdir = Path(workdir).resolve()
+    # The export writes workflow.json's interpreter and commands into what a scheduler runs: ours only.
+    check_trusted(workdir)
     output = Path(output)
     EXPORTERS[format](workdir, load_workflow(workdir), output, **options)
     return output

@@ -21,6 +21,7 @@ import numpy as np
 from ..experiment.encoding import decode, encode
 from ..workdir.files import WRITTEN_BY_WRITE, InputFileError, load_arrays, read_json, reading, save_arrays, write_json
 from ..workdir.layout import EXPERIMENT, PERMUTATIONS, TaskId
+from ..workdir.trust import check_trusted
 
 # A file a task needs is missing, unreadable or from another experiment (the name tasks raise it by).
 TaskInputError = InputFileError
@@ -536,6 +537,7 @@ def run_task(workdir: str | os.PathLike, task_id: TaskId, log: str | os.PathLike
     can tell a task still running from one whose process died without a word.
     """
     workdir = Path(workdir)
+    check_trusted(workdir)  # before its log, its record, and anything of the workdir is decoded
     with _running_record(workdir, task_id):
         if log is None:
             execute(task_id, workdir)

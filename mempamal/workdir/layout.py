@@ -16,6 +16,7 @@ EXPERIMENT = "experiment.json"
 WORKFLOW = "workflow.json"
 FOLDS = "folds.npz"
 MANIFEST = "manifest.json"      # size, mtime and hash of each file write() wrote, to notice edits
+SIGNATURE = "signature.json"    # the HMAC, with the user's key, of what decides what runs (workdir.trust)
 DATA_DIR = "data"
 PERMUTATIONS = f"{DATA_DIR}/permutations.npy"  # (n_permutations, n_samples): y[indices[p]] is permutation p
 PERMUTED_FOLDS_DIR = "permuted_folds"         # the folds of permuted y's that differ from y's
@@ -33,7 +34,7 @@ RESULTS_NPZ = "results.npz"
 LOCK = "run.lock"                # held by the run in progress
 
 # What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
-GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, DATA_DIR, PERMUTED_FOLDS_DIR, MAPS_DIR, OUTER_DIR,
+GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, SIGNATURE, DATA_DIR, PERMUTED_FOLDS_DIR, MAPS_DIR, OUTER_DIR,
              PERMUTATIONS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ)
 
 

@@ -14,6 +14,7 @@ Everything started is stopped by pid at the end of the session (remote_stop.sh).
 """
 import contextlib
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from sklearn.model_selection import KFold
 from mempamal import Experiment, load_results, run
 from mempamal.backends import WorkflowError
 from mempamal.workdir.status import workflow_status
+from mempamal.workdir.trust import ensure_key
 
 from test_soma_workflow import assert_same_results, write_iris_nested
 
@@ -66,6 +68,7 @@ def cluster():
                         f"{log.read_text()[-3000:]}\nstate: {state}", pytrace=False)
         facts = dict(line.split("=", 1) for line in (state / "env").read_text().split())
         started = True
+        give_signing_key(facts["LOGIN"])
         yield {k: Path(v) if k in ("CLIENT_HOME", "SERVER_DIR", "SHARED", "CLUSTER_VIEW") else v
                for k, v in facts.items()}
         # An engine exits by itself once its client has disconnected and its jobs are over.
@@ -76,6 +79,18 @@ def cluster():
         assert stop.returncode == 0, f"remote_stop.sh: {stop.stdout}{stop.stderr}"
         if started:  # kept, with the logs, when the start failed
             shutil.rmtree(state, ignore_errors=True)
+
+
+def give_signing_key(login):
+    """The cluster account holds this session's signing key (its tasks refuse workdirs not signed by the
+    key they hold): as a user copies their key into their cluster home when it is not the same home.
+    At the default place (~/.config/mempamal/key), mode 600, the account's own."""
+    key = ensure_key()  # the session's (conftest), created now if no workdir was written yet
+    home = Path(pwd.getpwnam(login).pw_dir)
+    for d in (home / ".config", home / ".config" / "mempamal"):
+        subprocess.run(["install", "-d", "-m", "700", "-o", login, "-g", login, str(d)], check=True)
+    subprocess.run(["install", "-m", "600", "-o", login, "-g", login, str(key),
+                    str(home / ".config" / "mempamal" / "key")], check=True)
 
 
 @pytest.fixture

@@ -1,7 +1,12 @@
-"""Security: nothing pickled, nothing imported that experiment.json may not name, every shell line quoted."""
+"""Security: nothing pickled; nothing run from a workdir not signed by our key (workdir.trust); nothing imported
+that experiment.json may not name, even signed (the allow-list); every shell line quoted."""
 import io
 import json
 import os
+import pickle
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,8 +17,14 @@ import pytest
 from sklearn.datasets import make_regression
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from mempamal import Experiment, load_results, run
+from mempamal.experiment.encoding import EncodingError
+from mempamal.export import export
+from mempamal.workdir.manifest import DataChangedError, write_manifest
+from mempamal.workdir.trust import KEY_ENV, UntrustedWorkdirError, sign
 from mempamal.workdir.workflow import load_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +85,7 @@ def test_the_scan_finds_a_pickle(tmp_path):
         scan_for_pickles(tmp_path)
 
 
-EVIL = '''
+EVIL = """
 from pathlib import Path
 Path("IMPORTED").touch()  # importing this package is already running its code
 
@@ -82,7 +93,24 @@ Path("IMPORTED").touch()  # importing this package is already running its code
 class Evil:
     def __init__(self, **kwargs):
         Path("CALLED").touch()
-'''
+"""
+
+
+def resign(workdir):
+    """What someone holding the key does: record the edited files in the manifest, then sign. Tests of the
+    second line of defence (the allow-list) use it: a workdir trusted by mistake still imports nothing bad."""
+    files = list(json.loads((workdir / "manifest.json").read_text())["files"])
+    write_manifest(workdir, files)
+    sign(workdir)
+
+
+def task_command(workdir, *task, pythonpath=()):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *map(str, pythonpath)])}
+    return subprocess.run([sys.executable, "-m", "mempamal", "task", *task], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+MAP_0 = ("map", ".", "--outer", "0", "--inner", "0", "--chunk", "0")
 
 
 @pytest.mark.parametrize("where, path, params, allow, words", [
@@ -91,10 +119,12 @@ class Evil:
     ("estimator", "subprocess.Popen", {"args": ["touch", "PWNED"]}, ["subprocess"], "'subprocess' is never allowed"),
     ("estimator", "builtins.eval", {"source": "open('PWNED', 'w')"}, [], "'builtins' is never allowed"),
     ("candidate", "builtins.eval", None, ["builtins"], "'builtins' is never allowed"),
+    ("candidate", "_pickle.loads", None, ["_pickle"], "'_pickle' is never allowed"),
     ("estimator", "evilpkg.Evil", {}, [], "pass allowed_packages={'evilpkg'}"),
 ])
 def test_tampered_experiment_is_refused_by_the_task_command(tmp_path, where, path, params, allow, words):
-    """Through the real command: refused before anything is imported or called."""
+    """Through the real command: refused before anything is imported or called; unsigned, by the signature;
+    signed (trusted by mistake), by the allow-list."""
     X, y = make_regression(30, 3, random_state=0)
     workdir = small_experiment().write(X, y, tmp_path / "run")
     (tmp_path / "evilpkg").mkdir()
@@ -106,9 +136,12 @@ def test_tampered_experiment_is_refused_by_the_task_command(tmp_path, where, pat
         doc["candidates"][0]["alpha"] = {"__callable__": path}
     doc["packages"] += allow  # even listed, a denied package stays denied
     (workdir / "experiment.json").write_text(json.dumps(doc))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
-    proc = subprocess.run([sys.executable, "-m", "mempamal", "task", "map", ".", "--outer", "0", "--inner", "0",
-                           "--chunk", "0"], cwd=workdir, env=env, capture_output=True, text=True)
+    proc = task_command(workdir, *MAP_0, pythonpath=[tmp_path])
+    assert proc.returncode != 0
+    assert proc.stderr.startswith(f"mempamal: {workdir}: not trusted: experiment.json changed since it was "
+                                  "signed. Nothing in it was imported or run."), proc.stderr
+    resign(workdir)
+    proc = task_command(workdir, *MAP_0, pythonpath=[tmp_path])
     assert proc.returncode != 0
     assert proc.stderr.startswith(f"mempamal: experiment.json: {path!r} is not in the allowed packages"), proc.stderr
     assert words in proc.stderr
@@ -117,10 +150,10 @@ def test_tampered_experiment_is_refused_by_the_task_command(tmp_path, where, pat
     assert not (workdir / "maps").exists()
 
 
-def test_packages_listed_in_experiment_json_are_trusted(tmp_path):
-    """The allow-list is experiment.json's own ``packages`` (README: review it): a package added there
-    is imported by the task command; only the default packages' and the never-allowed modules' rules
-    remain. The task then fails only because Evil is not an estimator."""
+def test_packages_listed_in_a_signed_experiment_json_are_trusted(tmp_path):
+    """The allow-list is experiment.json's own ``packages``, under the signature: a package added there and
+    signed (``mempamal trust`` shows it first) is imported by the task command. The task then fails only
+    because Evil is not an estimator."""
     X, y = make_regression(30, 3, random_state=0)
     workdir = small_experiment().write(X, y, tmp_path / "run")
     (tmp_path / "evilpkg").mkdir()
@@ -129,13 +162,12 @@ def test_packages_listed_in_experiment_json_are_trusted(tmp_path):
     doc["estimator"] = {"__estimator__": "evilpkg.Evil", "params": {}}
     doc["packages"] += ["evilpkg"]
     (workdir / "experiment.json").write_text(json.dumps(doc))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    resign(workdir)
     # A map task: the first thing it decodes after reading its inputs is the estimator.
-    proc = subprocess.run([sys.executable, "-m", "mempamal", "task", "map", ".", "--outer", "0", "--inner", "0",
-                           "--chunk", "0"], cwd=workdir, env=env, capture_output=True, text=True)
+    proc = task_command(workdir, *MAP_0, pythonpath=[tmp_path])
     assert proc.returncode != 0
     assert proc.stderr == "mempamal: experiment.json: 'evilpkg.Evil' is not an estimator class\n"
-    assert (workdir / "IMPORTED").exists()  # listed, hence trusted: imported
+    assert (workdir / "IMPORTED").exists()  # listed and signed, hence trusted: imported
     assert not (workdir / "CALLED").exists()
 
 
@@ -162,3 +194,276 @@ def test_hostile_workdir_name_runs_locally_and_as_exported_cmd_list(tmp_path):
 
 def _env():
     return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+# --------------------------------------------------------------------------- break-ins (issue 22)
+class Payload:
+    """A pickle that runs a command when loaded: what an attacker puts in X.npy."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+def sqrt_experiment():
+    """The honest experiment of the issue: FunctionTransformer(np.sqrt) then Ridge, KFold(3)."""
+    return Experiment(make_pipeline(FunctionTransformer(func=np.sqrt, validate=False), Ridge()), cv=KFold(3))
+
+
+def write_sqrt(tmp_path, name="run"):
+    X, y = make_regression(30, 3, random_state=0)
+    return sqrt_experiment().write(np.abs(X), y, tmp_path / name)
+
+
+def edit_experiment(workdir, func, extra_package):
+    """Replace np.sqrt by ``func`` in experiment.json and allow its package, as an attacker would."""
+    text = (workdir / "experiment.json").read_text()
+    assert '"numpy.sqrt"' in text
+    doc = json.loads(text.replace('"numpy.sqrt"', json.dumps(func)))
+    doc["packages"].append(extra_package)
+    (workdir / "experiment.json").write_text(json.dumps(doc))
+
+
+def update_manifest(workdir):
+    """Step 4: size, mtime and sha256 of every file recorded again (the manifest is plain JSON)."""
+    write_manifest(workdir, list(json.loads((workdir / "manifest.json").read_text())["files"]))
+
+
+def five_steps(tmp_path):
+    workdir = write_sqrt(tmp_path)                                              # 1
+    edit_experiment(workdir, "_pickle.loads", "_pickle")                       # 2
+    payload = np.frombuffer(pickle.dumps(Payload(tmp_path / "PWNED")), dtype=np.uint8)
+    np.save(workdir / "data" / "X.npy", np.tile(payload, (30, 1)))              # 3
+    update_manifest(workdir)                                                    # 4
+    return workdir
+
+
+def assert_nothing_ran(tmp_path, workdir):
+    assert not list(tmp_path.rglob("PWNED*")), "the attacker's command ran"
+    logs = workdir / "logs"
+    assert not logs.exists() or not [p for p in logs.rglob("*") if p.is_file()], "a task started"
+    assert not any((workdir / d).exists() for d in ("maps", "outer", "results.json"))
+
+
+def test_the_five_steps_of_the_issue_run_nothing(tmp_path):
+    workdir = five_steps(tmp_path)
+    with pytest.raises(UntrustedWorkdirError) as info:                          # 5
+        run(workdir, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"{workdir}: not trusted: experiment.json, manifest.json (data/X.npy), "
+                              "manifest.json (experiment.json) changed since it was signed. Nothing in it was "
+                              "imported or run."), message
+    assert f"`mempamal trust {workdir}`" in message
+    assert_nothing_ran(tmp_path, workdir)
+    # The same from the command line: one message, no traceback; and from the task command.
+    for argv in (["run", str(workdir), "-q"], ["task", "refit", ".", "--outer", "0"]):
+        proc = subprocess.run([sys.executable, "-m", "mempamal", *argv], cwd=workdir, env=_env(),
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1 and proc.stderr == f"mempamal: {message}\n", proc.stderr
+    assert_nothing_ran(tmp_path, workdir)
+    # Signed by mistake, the allow-list still refuses _pickle, whatever `packages` says.
+    resign(workdir)
+    proc = task_command(workdir, "refit", ".", "--outer", "0")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("mempamal: experiment.json: '_pickle.loads' is not in the allowed packages"), \
+        proc.stderr
+    assert "'_pickle' is never allowed (part of the standard library" in proc.stderr
+    assert not list(tmp_path.rglob("PWNED*"))
+
+
+@pytest.mark.parametrize("func", [
+    "_posixsubprocess.fork_exec", "_io.open", "posix.system", "builtins.exec", "_imp.create_dynamic",
+    "_frozen_importlib.BuiltinImporter", "_frozen_importlib_external.SourceFileLoader", "marshal.loads",
+    "importlib.machinery.SourceFileLoader", "joblib.load",
+])
+def test_stdlib_and_private_modules_are_refused_signed_or_not(tmp_path, func):
+    workdir = write_sqrt(tmp_path)
+    top = func.split(".")[0]
+    edit_experiment(workdir, func, top)
+    update_manifest(workdir)
+    with pytest.raises(UntrustedWorkdirError, match="experiment.json.* changed since it was signed"):
+        run(workdir, progress=False)
+    assert_nothing_ran(tmp_path, workdir)
+    resign(workdir)  # trusted by mistake: the decoder refuses, before importing
+    proc = task_command(workdir, "refit", ".", "--outer", "0")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"mempamal: experiment.json: {func!r} is not in the allowed packages"), proc.stderr
+    assert f"{top!r} is never allowed" in proc.stderr
+    assert not (workdir / "outer").exists()
+
+
+def test_the_encoder_refuses_what_the_decoder_would(tmp_path):
+    import _posixsubprocess
+    import importlib.machinery
+    import marshal
+
+    for func in [pickle.loads, os.system, subprocess.Popen, _posixsubprocess.fork_exec, io.open, exec,
+                 importlib.machinery.SourceFileLoader, marshal.loads, shlex.split]:
+        with pytest.raises(EncodingError) as info:
+            Experiment(make_pipeline(FunctionTransformer(func=func), Ridge()), cv=KFold(3))
+        message = str(info.value)
+        assert message.startswith(f"functiontransformer__func: {func.__name__!r} cannot be stored: "), message
+        assert "is never allowed (part of the standard library" in message, message
+
+
+def test_a_signature_copied_from_another_workdir_is_refused(tmp_path):
+    honest = write_sqrt(tmp_path, "honest")
+    workdir = write_sqrt(tmp_path, "victim")
+    edit_experiment(workdir, "posix.system", "posix")
+    update_manifest(workdir)
+    shutil.copy(honest / "signature.json", workdir / "signature.json")
+    with pytest.raises(UntrustedWorkdirError, match="experiment.json.* changed since it was signed"):
+        run(workdir, progress=False)
+    # Its record of what was signed rewritten to match: the HMAC still does not.
+    doc = json.loads((workdir / "signature.json").read_text())
+    doc["signed"] = signed_contents(workdir)
+    (workdir / "signature.json").write_text(json.dumps(doc))
+    with pytest.raises(UntrustedWorkdirError, match=r"does not match its contents \(forged, or copied"):
+        run(workdir, progress=False)
+    assert_nothing_ran(tmp_path, workdir)
+
+
+def signed_contents(workdir):
+    import hashlib
+
+    sha = {name: hashlib.sha256((workdir / name).read_bytes()).hexdigest() for name in ("experiment.json",
+                                                                                       "workflow.json")}
+    files = json.loads((workdir / "manifest.json").read_text())["files"]
+    return {**sha, "manifest.json": {name: entry["sha256"] for name, entry in files.items()}}
+
+
+def test_a_workdir_signed_with_another_key_is_refused(tmp_path, monkeypatch):
+    workdir = write_sqrt(tmp_path)
+    edit_experiment(workdir, "posix.system", "posix")
+    update_manifest(workdir)
+    with monkeypatch.context() as m:  # the attacker's own key
+        m.setenv(KEY_ENV, str(tmp_path / "attacker" / "key"))
+        sign(workdir)
+    for attempt in (lambda: run(workdir, progress=False), lambda: export(workdir, "cmd-list", tmp_path / "c.json")):
+        with pytest.raises(UntrustedWorkdirError, match="it was signed with another key"):
+            attempt()
+    proc = task_command(workdir, "refit", ".", "--outer", "0")
+    assert proc.returncode == 1 and "it was signed with another key" in proc.stderr
+    assert_nothing_ran(tmp_path, workdir)
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_a_signed_workdir_whose_data_was_replaced_is_refused(tmp_path):
+    workdir = write_sqrt(tmp_path)
+    X = np.load(workdir / "data" / "X.npy")
+    np.save(workdir / "data" / "X.npy", X + 1)  # same size, other content
+    expected = f"{workdir / 'data' / 'X.npy'}: its content changed (same size, new modification time)"
+    with pytest.raises(DataChangedError, match=re.escape(expected)):
+        run(workdir, progress=False)
+    proc = task_command(workdir, "refit", ".", "--outer", "0")
+    assert proc.returncode == 1 and proc.stderr.startswith(f"mempamal: {expected}"), proc.stderr
+    update_manifest(workdir)  # and the manifest edited to match: the signature does not
+    with pytest.raises(UntrustedWorkdirError, match=re.escape("manifest.json (data/X.npy) changed since it was")):
+        run(workdir, progress=False)
+    assert_nothing_ran(tmp_path, workdir)
+
+
+def test_workflow_json_is_signed_too(tmp_path):
+    """workflow.json names the interpreter and commands that the back-ends and exports run."""
+    workdir = write_sqrt(tmp_path)
+    doc = json.loads((workdir / "workflow.json").read_text())
+    doc["python"] = "/bin/sh"
+    doc["tasks"][0]["command"] = ["/bin/sh", "-c", f"touch {tmp_path / 'PWNED'}"]
+    (workdir / "workflow.json").write_text(json.dumps(doc))
+    with pytest.raises(UntrustedWorkdirError, match="workflow.json changed since it was signed"):
+        run(workdir, progress=False)
+    with pytest.raises(UntrustedWorkdirError, match="workflow.json changed since it was signed"):
+        export(workdir, "cmd-list", tmp_path / "cmds.json")
+    assert_nothing_ran(tmp_path, workdir)
+
+
+def test_every_entry_point_refuses_before_any_log(tmp_path):
+    """The batch command, run_task (the local back-end's workers) and the Dask workers' function."""
+    from mempamal.backends.dask import _run_on_worker
+    from mempamal.tasks.stages import run_task
+    from mempamal.workdir.batches import plan_batches, write_batch_files
+    from mempamal.workdir.layout import TaskId
+
+    workdir = write_sqrt(tmp_path)
+    batches = plan_batches(load_workflow(workdir).tasks, batch_size=3)
+    write_batch_files(workdir, batches)
+    edit_experiment(workdir, "posix.system", "posix")
+    update_manifest(workdir)
+    proc = task_command(workdir, "batch", ".", "--file", batches[0].file)
+    assert proc.returncode == 1 and "not trusted: experiment.json" in proc.stderr and proc.stdout == ""
+    refit = TaskId("refit", outer=0)
+    with pytest.raises(UntrustedWorkdirError):
+        run_task(workdir, refit, refit.log)
+    with pytest.raises(UntrustedWorkdirError):
+        _run_on_worker(str(workdir), refit.to_json(), None)
+    assert_nothing_ran(tmp_path, workdir)
+
+
+def test_writing_again_restores_a_tampered_experiment(tmp_path):
+    """A tampered experiment.json that kept its fingerprint is not taken for the same experiment: write()
+    rewrites it (and signs what it wrote), instead of signing the attacker's."""
+    workdir = write_sqrt(tmp_path)
+    honest = (workdir / "experiment.json").read_text()
+    edit_experiment(workdir, "posix.system", "posix")
+    update_manifest(workdir)
+    X, y = make_regression(30, 3, random_state=0)
+    sqrt_experiment().write(np.abs(X), y, workdir)
+    assert (workdir / "experiment.json").read_text() == honest
+    run(workdir, progress=False)
+    assert not list(tmp_path.rglob("PWNED*"))
+
+
+def test_an_unsigned_workdir_runs_once_trusted(tmp_path):
+    """A workdir of a mempamal without signatures (or sent by someone): refused, then `mempamal trust`."""
+    workdir = write_sqrt(tmp_path)
+    (workdir / "signature.json").unlink()
+    with pytest.raises(UntrustedWorkdirError, match="it has no signature.json: it was written by a mempamal "
+                                                    "without signatures"):
+        run(workdir, progress=False)
+    trust = [sys.executable, "-m", "mempamal", "trust", str(workdir)]
+    proc = subprocess.run(trust, env=_env(), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1 and "not signed: stdin is not a terminal" in proc.stderr
+    assert "    numpy.sqrt\n" in proc.stdout and "    sklearn.linear_model.Ridge\n" in proc.stdout
+    assert f"run as `{sys.executable} -m mempamal task ...`" in proc.stdout
+    assert not (workdir / "signature.json").exists()
+    proc = subprocess.run(trust + ["--yes"], env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0 and "mempamal: signed" in proc.stdout, proc.stderr
+    run(workdir, progress=False)
+    assert load_results(workdir).n_outer == 3
+
+
+def test_trust_shows_what_the_decoder_refuses_and_unverified_inputs(tmp_path):
+    workdir = five_steps(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "mempamal", "trust", str(workdir)], env=_env(),
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert "packages its tasks may import (beyond mempamal, numpy, scipy, sklearn): _pickle (REFUSED: " in proc.stdout
+    assert "    _pickle.loads  (REFUSED: '_pickle' is never allowed" in proc.stdout
+    X = np.load(workdir / "data" / "X.npy")
+    np.save(workdir / "data" / "X.npy", X[:-1])  # not the manifest's: nothing is shown, nothing signed
+    proc = subprocess.run([sys.executable, "-m", "mempamal", "trust", str(workdir), "--yes"], env=_env(),
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "not signed: its inputs do not match its manifest" in proc.stderr
+    assert_nothing_ran(tmp_path, workdir)
+
+
+def test_a_third_party_estimator_runs_with_no_configuration(tmp_path):
+    """imbalanced-learn: its package recorded at write() under the signature, equal to scikit-learn's."""
+    from imblearn.pipeline import make_pipeline as imb_pipeline
+    from imblearn.under_sampling import RandomUnderSampler
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from conftest import assert_same_as_sklearn, sklearn_nested
+
+    X, y = make_classification(80, 5, weights=[0.7], random_state=0)
+    pipe = imb_pipeline(RandomUnderSampler(random_state=0), LogisticRegression())
+    grid = {"logisticregression__C": [0.1, 1.0]}
+    cv, inner = StratifiedKFold(2, shuffle=True, random_state=0), StratifiedKFold(2)
+    workdir = Experiment(pipe, cv=cv, param_grid=grid, inner_cv=inner, scoring="accuracy").write(X, y, tmp_path / "r")
+    assert "imblearn" in json.loads((workdir / "experiment.json").read_text())["packages"]
+    run(workdir, progress=False)
+    oracle = sklearn_nested(pipe, grid, X, y, cv=cv, inner_cv=inner, scoring="accuracy")
+    assert_same_as_sklearn(load_results(workdir), oracle, ["accuracy"])

@@ -94,8 +94,12 @@ def check_unchanged(workdir: str | os.PathLike) -> None:
     """
     workdir = Path(workdir)
     changes = quick_changes(workdir)
-    if not changes:
-        return
+    if changes:
+        raise changed_error(workdir, changes)
+
+
+def changed_error(workdir: Path, changes: dict[str, str]) -> DataChangedError:
+    """The error naming each changed input (file to what changed, as :func:`quick_changes` says) and the fix."""
     lines = [f"{workdir / name}: {what} since the experiment was written" for name, what in changes.items()]
     fix = ("tasks would compute with other inputs than those of experiment.json's fingerprint; write the "
            "experiment again (Experiment.write or `mempamal generate`: the same experiment restores its files "
@@ -105,7 +109,7 @@ def check_unchanged(workdir: str | os.PathLike) -> None:
                 f"{workdir}` checks the contents against their hashes and records the new times")
     else:
         fix += f"; `mempamal verify {workdir}` checks every file's content"
-    raise DataChangedError("\n".join(lines) + "\n" + fix)
+    return DataChangedError("\n".join(lines) + "\n" + fix)
 
 
 @dataclass

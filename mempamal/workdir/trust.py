@@ -33,9 +33,10 @@ from pathlib import Path
 from .files import read_json, write_json
 from .layout import EXPERIMENT, MANIFEST, SIGNATURE, WORKFLOW
 from .files import InputFileError
-from .manifest import DataChangedError, read_manifest
+from .manifest import changed_error, read_manifest
 
-__all__ = ["KEY_ENV", "KeyFileError", "UntrustedWorkdirError", "check_trusted", "is_trusted", "key_path", "sign"]
+__all__ = ["KEY_ENV", "KeyFileError", "UntrustedWorkdirError", "check_trusted", "ensure_key", "is_trusted", "key_path",
+           "sign"]
 
 KEY_ENV = "MEMPAMAL_KEY_FILE"
 FORMAT = "mempamal/signature-1"
@@ -111,6 +112,12 @@ def _key(create: bool) -> bytes | None:
         raise KeyFileError(f"{path}: cannot create the signing key ({e.strerror or e}); set {KEY_ENV} to a file "
                            "path of your own") from e
     return _read_key(path)
+
+
+def ensure_key() -> Path:
+    """This user's signing key file, created if missing (to copy it to a host that does not share home)."""
+    _key(create=True)
+    return key_path()
 
 
 def _key_id(key: bytes) -> str:
@@ -222,7 +229,7 @@ def check_trusted(workdir: str | os.PathLike) -> None:
     ------
     UntrustedWorkdirError
         Naming the reason and how to trust the workdir after reviewing it.
-    mempamal.workdir.manifest.DataChangedError
+    DataChangedError
         When a data, folds or permutations file is missing or its content is not the one signed.
     KeyFileError
         When the key is readable by others or malformed.
@@ -249,18 +256,17 @@ def _check_inputs(workdir: Path, inputs: dict) -> None:
     signed. Replacing a file and forging its time passes too: data cannot run code (no pickle, the
     allow-list), so that can only change results, as editing the outputs (not signed) could.
     """
-    changed = []
+    changes = {}
     for name, entry in inputs.items():
         path = workdir / name
         try:
             st = path.stat()
         except FileNotFoundError:
-            changed.append(f"{path}: missing")
+            changes[name] = "missing"
             continue
-        if st.st_size != entry.get("size") or (st.st_mtime_ns != entry.get("mtime_ns")
-                                               and _sha256(path) != entry.get("sha256")):
-            changed.append(f"{path}: changed since the experiment was written and signed")
-    if changed:
-        raise DataChangedError("\n".join(changed) + "\ntasks would compute with other inputs than those signed; "
-                               "write the experiment again (Experiment.write or `mempamal generate`); `mempamal "
-                               f"verify {workdir}` checks every file's content")
+        if st.st_size != entry.get("size"):
+            changes[name] = f"its size changed ({entry.get('size')} bytes, now {st.st_size})"
+        elif st.st_mtime_ns != entry.get("mtime_ns") and _sha256(path) != entry.get("sha256"):
+            changes[name] = "its content changed (same size, new modification time)"
+    if changes:
+        raise changed_error(workdir, changes)

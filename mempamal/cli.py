@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
 
         try:  # before anything of the workdir is read (a batch file, an output) or decoded
             check_trusted(args.workdir)
-        except (UntrustedWorkdirError, KeyFileError, TaskInputError) as e:
+        except (UntrustedWorkdirError, KeyFileError, TaskInputError, FileNotFoundError) as e:
             sys.exit(f"mempamal: {e}")
 
         if args.stage == "batch":

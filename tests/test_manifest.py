@@ -13,6 +13,7 @@ from sklearn.model_selection import KFold
 
 from mempamal import Experiment, run
 from mempamal.workdir.manifest import DataChangedError, verify
+from mempamal.workdir.trust import UntrustedWorkdirError
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUTS = ["data/X.npy", "data/y.npy", "folds.npz", "experiment.json"]
@@ -68,7 +69,8 @@ def test_edited_data_is_refused_by_run_and_reported_by_verify(workdir):
     np.save(workdir / "data/y.npy", y + 1)  # same size, other content: --update must not bless it
     out = mempamal("verify", "--update", workdir)
     assert out.returncode == 1 and f"changed {workdir.resolve() / 'data/y.npy'}" in out.stdout
-    with pytest.raises(DataChangedError, match=r"data/y\.npy: modified \(same size, new modification time\)"):
+    # run's check of the signed inputs hashes a file whose time changed: it knows the content did.
+    with pytest.raises(DataChangedError, match=r"data/y\.npy: its content changed \(same size, new modification "):
         run(workdir, progress=False)
 
     # Writing the same experiment again restores the file, and run goes.
@@ -114,7 +116,10 @@ def test_missing_input_and_workdir_without_manifest(workdir):
     assert verify(workdir).has_manifest is False
     out = mempamal("verify", workdir)
     assert out.returncode == 1 and "no manifest.json (written by an older mempamal)" in out.stdout
+    # What the signature covers is gone: refused, as a workdir from before signatures is (test_security).
+    with pytest.raises(UntrustedWorkdirError, match=r"not trusted: a file it signs cannot be read \(no manifest"):
+        run(workdir, progress=False)
+    write(workdir)  # the same experiment written again records one, and signs it
+    assert (workdir / "manifest.json").exists()
     assert run(workdir, progress=False).names("done")
-    write(workdir)  # the same experiment written again records one, keeping the results
-    assert (workdir / "manifest.json").exists() and (workdir / "results.json").exists()
     assert mempamal("verify", workdir).returncode == 0

@@ -233,8 +233,13 @@ def check_trusted(workdir: str | os.PathLike) -> None:
         When a data, folds or permutations file is missing or its content is not the one signed.
     KeyFileError
         When the key is readable by others or malformed.
+    FileNotFoundError
+        When ``workdir`` holds no workflow.json (not a workdir, or one half written).
     """
     workdir = Path(workdir).resolve()  # the message names it for another shell (a task's is ".")
+    if not (workdir / WORKFLOW).exists():  # written last: not a (complete) workdir, rather than untrusted
+        raise FileNotFoundError(f"{workdir / WORKFLOW}: no workflow here; write the experiment first "
+                                "(Experiment.write or `mempamal generate`)")
     try:
         inputs = read_manifest(workdir)
     except InputFileError:

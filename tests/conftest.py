@@ -1,5 +1,7 @@
 """Shared test helpers: scikit-learn's own nested cross-validation is the oracle."""
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -7,6 +9,14 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 
 
 def pytest_configure(config):
+    # The session's own signing key (mempamal.workdir.trust), never the user's ~/.config: set before the
+    # test modules are collected (some build subprocess environments from os.environ at import), and in
+    # os.environ, so that every subprocess (task commands, workers, the CLI) holds it. Created on first use.
+    from mempamal.workdir.trust import KEY_ENV
+
+    global _SAVED_KEY_ENV, _KEY_DIR
+    _SAVED_KEY_ENV, _KEY_DIR = os.environ.get(KEY_ENV), tempfile.mkdtemp(prefix="mempamal-key-")
+    os.environ[KEY_ENV] = os.path.join(_KEY_DIR, "key")
     config.addinivalue_line("markers", "slurm: needs a single-node SLURM started by the test session "
                                        "(root and apt-get; select with -m slurm)")
     config.addinivalue_line("markers", "remote: needs the loopback remote cluster (sshd, a cluster account, "
@@ -14,20 +24,18 @@ def pytest_configure(config):
                                        "select with -m remote)")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def signing_key(tmp_path_factory):
-    """The session's own signing key (mempamal.workdir.trust), never the user's ~/.config: in os.environ,
-    so that every subprocess (task commands, workers, the CLI) holds the same key. Created on first use."""
+def pytest_unconfigure(config):
     from mempamal.workdir.trust import KEY_ENV
 
-    path = tmp_path_factory.mktemp("mempamal-key") / "key"
-    saved = os.environ.get(KEY_ENV)
-    os.environ[KEY_ENV] = str(path)
-    yield path
-    if saved is None:
-        os.environ.pop(KEY_ENV, None)
-    else:
-        os.environ[KEY_ENV] = saved
+    if _KEY_DIR is not None:
+        shutil.rmtree(_KEY_DIR, ignore_errors=True)
+        if _SAVED_KEY_ENV is None:
+            os.environ.pop(KEY_ENV, None)
+        else:
+            os.environ[KEY_ENV] = _SAVED_KEY_ENV
+
+
+_SAVED_KEY_ENV = _KEY_DIR = None
 
 
 def sklearn_nested(estimator, param_grid, X, y, *, cv, inner_cv, scoring, refit=True, groups=None,

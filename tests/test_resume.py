@@ -22,6 +22,7 @@ from mempamal.workdir.files import InputFileError
 from mempamal.workdir.layout import TaskId
 from mempamal.tasks.stages import run_task
 from mempamal.workdir.workflow import load_workflow
+from mempamal.workdir.trust import UntrustedWorkdirError
 
 from conftest import assert_same_as_sklearn, sklearn_nested
 from reliab_helpers import HeldRidge, KillOnce, kill_run_once_held
@@ -177,9 +178,15 @@ def test_missing_or_corrupt_input_names_file_and_task(workdir, victim, corrupt):
         (workdir / victim).write_bytes((workdir / victim).read_bytes()[:40])
     else:
         (workdir / victim).unlink()
-    state = "unreadable" if corrupt else "missing"
-    with pytest.raises(InputFileError, match=rf"task map-o1-i0-c1 needs .*{victim}: {state}.*write the experiment"):
+    # The task's check of the signed inputs (workdir.trust) comes first, naming the file and the fix.
+    if victim == "experiment.json":
+        error, message = UntrustedWorkdirError, r"not trusted: experiment.json changed since it was signed"
+    else:
+        state = "its size changed" if corrupt else "missing"
+        error, message = InputFileError, rf"{victim}: {state}.* since the experiment was written\n.*write the experiment"
+    with pytest.raises(error, match=message):
         run_task(workdir, TaskId("map", outer=1, inner=0, chunk=1))
+    assert not (workdir / "logs").exists()
 
 
 def test_missing_output_names_the_task_that_failed_through_the_command(workdir):

@@ -9,7 +9,7 @@ setup(
     long_description_content_type="text/x-rst",
     license="BSD-3-Clause",
     packages=find_packages(include=["mempamal", "mempamal.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # -P in task commands (3.10: end of life, Oct. 2026)
     install_requires=[
         "numpy>=1.23",
         "scipy>=1.9",

@@ -397,7 +397,7 @@ def _describe(workdir) -> str:
         lines.append(f"    {name}  {entry['size']} bytes  {entry['sha256'][:16]}")
     workflow = load_workflow(workdir)
     odd = [t for t in workflow.tasks if t.command != task_command(workflow.python, t.id)]
-    lines.append(f"  commands: {len(workflow.tasks)} tasks, run as `{workflow.python} -m mempamal task ...`")
+    lines.append(f"  commands: {len(workflow.tasks)} tasks, run as `{workflow.python} -P -m mempamal task ...`")
     for t in odd:
         lines.append(f"    NOT a mempamal task command: {t.name}: {t.shell_command()}")
     return "\n".join(lines)

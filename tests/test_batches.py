@@ -57,7 +57,7 @@ def test_batch_files_say_their_tasks_by_name(tmp_path):
     assert files == sorted(b.file for b in batches if len(b.tasks) > 1)  # none for a batch of one task
     assert batches[0].file.startswith("batches/map-0-") and batches[0].file.endswith(".json")
     assert read_batch_file(workdir / batches[0].file) == [t.id for t in batches[0].tasks]
-    assert batches[0].command("/py") == ["/py", "-m", "mempamal", "task", "batch", ".", "--file", batches[0].file]
+    assert batches[0].command("/py") == ["/py", "-P", "-m", "mempamal", "task", "batch", ".", "--file", batches[0].file]
     # Other tasks as batch 0 of the map stage: another file; the first one is left as it was.
     other = plan_batches(tasks[2:], batch_size=2)
     assert other[0].name == "map-batch0" and other[0].file != batches[0].file

@@ -117,7 +117,7 @@ def test_cmd_list_in_batches_run_by_bash(tmp_path):
     assert sorted(doc["dependencies"]) == [[0, 2], [1, 2], [2, 3]]
     workflow = load_workflow(workdir)
     first = plan_batches(workflow.tasks, batch_size=3)[0].file
-    assert doc["commands"][0] == shell_line([workflow.python, "-m", "mempamal", "task", "batch", ".", "--file", first],
+    assert doc["commands"][0] == shell_line([workflow.python, "-P", "-m", "mempamal", "task", "batch", ".", "--file", first],
                                             workdir)
     assert doc["commands"][3] == workflow.by_name["gather"].shell_command(workdir)
     assert run_in_waves(doc, tmp_path / "elsewhere") == [["map-batch0", "map-batch1"], ["refit-batch0"], ["gather"]]

@@ -172,7 +172,7 @@ def test_failure_on_the_cluster_reported_with_its_log(client, tmp_path):
     assert report.names("not run") == ["gather"]
     error = report.outcomes["refit-o0"].error
     # The command as run on the cluster, and the tail of its log, brought back.
-    assert f"{client['REMOTE_PYTHON']} -m mempamal task refit . --outer 0" in error
+    assert f"{client['REMOTE_PYTHON']} -P -m mempamal task refit . --outer 0" in error
     assert "InvalidParameterError" in error and "'C' parameter" in error
     assert "InvalidParameterError" in (workdir / "logs" / "refit-o0.log").read_text()
     # Nothing of a failed task comes back but its logs.

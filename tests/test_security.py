@@ -426,7 +426,7 @@ def test_an_unsigned_workdir_runs_once_trusted(tmp_path):
     proc = subprocess.run(trust, env=_env(), capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert proc.returncode == 1 and "not signed: stdin is not a terminal" in proc.stderr
     assert "    numpy.sqrt\n" in proc.stdout and "    sklearn.linear_model.Ridge\n" in proc.stdout
-    assert f"run as `{sys.executable} -m mempamal task ...`" in proc.stdout
+    assert f"run as `{sys.executable} -P -m mempamal task ...`" in proc.stdout
     assert not (workdir / "signature.json").exists()
     proc = subprocess.run(trust + ["--yes"], env=_env(), capture_output=True, text=True)
     assert proc.returncode == 0 and "mempamal: signed" in proc.stdout, proc.stderr
@@ -467,3 +467,24 @@ def test_a_third_party_estimator_runs_with_no_configuration(tmp_path):
     run(workdir, progress=False)
     oracle = sklearn_nested(pipe, grid, X, y, cv=cv, inner_cv=inner, scoring="accuracy")
     assert_same_as_sklearn(load_results(workdir), oracle, ["accuracy"])
+
+
+def test_modules_dropped_in_the_workdir_are_not_imported_by_its_commands(tmp_path):
+    """Commands run from the workdir: without -P, `python -m` would import a numpy.py (or a mempamal/)
+    written there before anything is checked."""
+    workdir = write_sqrt(tmp_path)
+    marker = tmp_path / "PWNED"
+    evil = f"open({str(marker)!r}, 'w').close()\nraise SystemExit('shadowed')\n"
+    (workdir / "numpy.py").write_text(evil)
+    (workdir / "mempamal").mkdir()
+    (workdir / "mempamal" / "__init__.py").write_text(evil)
+    (workdir / "mempamal" / "__main__.py").write_text(evil)
+    workflow = load_workflow(workdir)
+    for task in workflow.tasks:  # the commands of workflow.json, as a scheduler runs them
+        proc = subprocess.run(task.command, cwd=workdir, env=_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    export(workdir, "cmd-list", tmp_path / "cmds.json", batch_size=2)
+    for line in json.loads((tmp_path / "cmds.json").read_text())["commands"]:
+        subprocess.run(["bash", "-c", line], cwd=tmp_path, check=True, env=_env(), capture_output=True)
+    assert not marker.exists()
+    assert load_results(workdir).n_outer == 3

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .layout import STAGES, TaskId, batch_file, batch_log, batch_name
-from .workflow import Task, task_command
+from .workflow import PYTHON_FLAGS, Task, task_command
 
 BATCH_FORMAT = "mempamal/batch-1"
 # Batches per job slot and stage by default. One: each slot pays one interpreter start-up per
@@ -83,7 +83,7 @@ class Batch:
             if not (if_incomplete or log):
                 return list(self.tasks[0].command)
             return task_command(python, self.tasks[0].id, if_incomplete=if_incomplete, log=log)
-        return [python, "-m", "mempamal", "task", "batch", ".", "--file", self.file]
+        return [python, *PYTHON_FLAGS, "-m", "mempamal", "task", "batch", ".", "--file", self.file]
 
 
 def default_batch_size(n_tasks: int, jobs_at_once: int) -> int:

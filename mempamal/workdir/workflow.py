@@ -64,6 +64,12 @@ def shell_line(argv: list[str], workdir: str | os.PathLike | None = None) -> str
     return f"cd {shlex.quote(str(workdir))} && {line}" if workdir is not None else line
 
 
+# Commands run from the workdir, and `python -m` would put it first on sys.path: a numpy.py (or a
+# mempamal/) that someone else wrote there would be imported before anything is checked. -P (Python
+# 3.11+) leaves it off.
+PYTHON_FLAGS = ("-P",)
+
+
 def task_command(python: str, task_id: TaskId, *, if_incomplete: bool = False, log: bool = False) -> list[str]:
     """The argv that runs a task from the workdir.
 
@@ -71,7 +77,7 @@ def task_command(python: str, task_id: TaskId, *, if_incomplete: bool = False, l
     its own output to its log (for schedulers that do not redirect it themselves).
     """
     options = (["--if-incomplete"] if if_incomplete else []) + (["--log", task_id.log] if log else [])
-    return [python, "-m", "mempamal", "task", *options, *task_id.args]
+    return [python, *PYTHON_FLAGS, "-m", "mempamal", "task", *options, *task_id.args]
 
 
 @dataclass

@@ -488,3 +488,40 @@ def test_modules_dropped_in_the_workdir_are_not_imported_by_its_commands(tmp_pat
         subprocess.run(["bash", "-c", line], cwd=tmp_path, check=True, env=_env(), capture_output=True)
     assert not marker.exists()
     assert load_results(workdir).n_outer == 3
+
+
+def test_a_workdir_checked_before_is_checked_again_once_edited(tmp_path):
+    """The checks of one process after the first only stat the signed files: an edit keeping their size
+    and time (forged with utime) is still seen, by its ctime, which no user can set."""
+    from mempamal.workdir.trust import check_trusted
+
+    workdir = write_sqrt(tmp_path)
+    check_trusted(workdir)
+    path = workdir / "experiment.json"
+    st = path.stat()
+    text = path.read_text().replace('"numpy.sqrt"', '"posix.system"').replace('"packages": [', '"packages": [1, ')
+    text = text[:st.st_size].ljust(st.st_size)
+    path.write_text(text)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    with pytest.raises(UntrustedWorkdirError, match="experiment.json changed since it was signed"):
+        check_trusted(workdir)
+
+
+def test_the_key_is_made_private_and_refused_when_others_may_read_it(tmp_path, monkeypatch):
+    from mempamal.workdir.trust import KeyFileError, check_trusted, ensure_key
+
+    monkeypatch.setenv(KEY_ENV, str(tmp_path / "conf" / "mempamal" / "key"))
+    key = ensure_key()
+    assert key.stat().st_mode & 0o777 == 0o600 and key.parent.stat().st_mode & 0o777 == 0o700
+    assert len(bytes.fromhex(key.read_text().strip())) == 32
+    workdir = write_sqrt(tmp_path)  # signed with it (checked here: warm workers hold the session's key)
+    check_trusted(workdir)
+    key.chmod(0o644)
+    with pytest.raises(KeyFileError, match=r"may be read or written by others \(mode 644\).*chmod 600"):
+        check_trusted(workdir)
+    monkeypatch.delenv(KEY_ENV)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    from mempamal.workdir.trust import key_path
+
+    assert key_path() == tmp_path / "xdg" / "mempamal" / "key"

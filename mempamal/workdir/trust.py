@@ -240,17 +240,41 @@ def check_trusted(workdir: str | os.PathLike) -> None:
     if not (workdir / WORKFLOW).exists():  # written last: not a (complete) workdir, rather than untrusted
         raise FileNotFoundError(f"{workdir / WORKFLOW}: no workflow here; write the experiment first "
                                 "(Experiment.write or `mempamal generate`)")
-    try:
-        inputs = read_manifest(workdir)
-    except InputFileError:
-        inputs = None  # an unreadable manifest: _why_untrusted says so
-    why = _why_untrusted(workdir, inputs)
-    if why is not None:
-        raise UntrustedWorkdirError(
-            f"{workdir}: not trusted: {why}. Nothing in it was imported or run. If you wrote it, write it "
-            f"again (Experiment.write or `mempamal generate`); otherwise review what it will import and run, "
-            f"then trust it: `mempamal trust {workdir}` shows them and signs it with your key")
+    identity = _identity(workdir)
+    cached = _VERIFIED.get(workdir)
+    if identity is not None and cached is not None and cached[0] == identity:
+        inputs = cached[1]  # verified by this process, and not rewritten or replaced since
+    else:
+        try:
+            inputs = read_manifest(workdir)
+        except InputFileError:
+            inputs = None  # an unreadable manifest: _why_untrusted says so
+        why = _why_untrusted(workdir, inputs)
+        if why is not None:
+            raise UntrustedWorkdirError(
+                f"{workdir}: not trusted: {why}. Nothing in it was imported or run. If you wrote it, write it "
+                f"again (Experiment.write or `mempamal generate`); otherwise review what it will import and "
+                f"run, then trust it: `mempamal trust {workdir}` shows them and signs it with your key")
+        if identity is not None:
+            _VERIFIED[workdir] = (identity, inputs)
     _check_inputs(workdir, inputs)
+
+
+# Workdirs this process verified, with the identity of the files it verified (device, inode, size, mtime
+# and ctime, which no user can set: a file rewritten, touched or replaced since has another): a batch, a
+# warm worker or the task command after its CLI's check then only stats them.
+_VERIFIED: dict[Path, tuple[tuple, dict]] = {}
+
+
+def _identity(workdir: Path) -> tuple | None:
+    out = []
+    for path in (workdir / EXPERIMENT, workdir / WORKFLOW, workdir / MANIFEST, workdir / SIGNATURE, key_path()):
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(out)
 
 
 def _check_inputs(workdir: Path, inputs: dict) -> None:

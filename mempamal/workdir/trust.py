@@ -199,7 +199,7 @@ def _why_untrusted(workdir: Path, inputs: dict | None = None) -> str | None:
         contents = _contents(workdir, inputs)
     except (OSError, ValueError, RuntimeError, AttributeError, TypeError) as e:  # a garbled manifest
         return f"a file it signs cannot be read ({e})"
-    if hmac.compare_digest(_mac(key, contents), doc["hmac"]):
+    if hmac.compare_digest(_mac(key, contents).encode(), doc["hmac"].encode()):  # bytes: any str compares
         return None
     if doc.get("key_id") != _key_id(key):
         return (f"it was signed with another key ({doc.get('key_id')!r}) than yours ({_key_id(key)!r}, "

@@ -12,6 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..workdir.document import ceil_div, chunk_ranges
+
 
 def permutation_indices(n_samples: int, groups, n_permutations: int, random_state) -> np.ndarray:
     """(n_permutations, n_samples) row indices: ``y[indices[p]]`` is permutation ``p`` of y.
@@ -37,15 +39,15 @@ def permutation_indices(n_samples: int, groups, n_permutations: int, random_stat
 
 
 def chunks(n_permutations: int, chunk_size: int) -> Iterator[range]:
-    """The permutations of each permutation task, chunk by chunk."""
-    for start in range(0, n_permutations, chunk_size):
-        yield range(start, min(start + chunk_size, n_permutations))
+    """The permutations of each permutation task, chunk by chunk (the rule of
+    :attr:`~mempamal.workdir.document.ExperimentDoc.permutation_chunks`)."""
+    yield from chunk_ranges(n_permutations, chunk_size)
 
 
 def default_chunk_size(n_permutations: int) -> int:
     """Permutations per task: about a hundred tasks per target and outer fold at most, so that
     1,000 permutations of 20 targets in 5 folds stay ten thousand tasks, each several analyses long."""
-    return max(1, -(-n_permutations // 100))
+    return max(1, ceil_div(n_permutations, 100))
 
 
 def pvalues(scores: np.ndarray, permutation_scores: np.ndarray) -> np.ndarray:

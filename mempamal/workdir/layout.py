@@ -41,6 +41,25 @@ def permuted_folds(target: int | None, chunk: int) -> str:
     """The file of the permuted folds of one target (None: y as a whole) and chunk of permutations."""
     return f"{PERMUTED_FOLDS_DIR}/{'' if target is None else f't{target}-'}p{chunk}.npz"
 
+
+# -- keys inside a file ---------------------------------------------------------------
+# With targets analysed apart, folds.npz and results.npz hold one set of arrays per target,
+# each under its target's prefix; y as a whole has none.
+
+def target_prefix(target: int | None) -> str:
+    """The prefix of a target's arrays in folds.npz and results.npz ("" for y as a whole)."""
+    return "" if target is None else f"t{target}_"
+
+
+def permutation_prefix(p: int) -> str:
+    """The prefix of permutation ``p``'s folds in its chunk's file of permuted folds."""
+    return f"p{p}_"
+
+
+def unprefixed(arrays: dict, prefix: str) -> dict:
+    """The arrays of ``arrays`` under ``prefix``, without it (all of them for "")."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
 # -- a task ---------------------------------------------------------------------------
 STAGES = ("map", "refit", "permute", "gather")
 # A task's indices, in the order of its name and command line, with the letter of its name.

@@ -48,31 +48,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="when another run holds the workdir (its run.lock), wait for it to end instead of "
                         "refusing at once")
 
-    p = commands.add_parser("export", help="write the workflow of a workdir for another tool",
-                            description="Write the workflow of WORKDIR in a format other tools run.")
-    p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
-    p.add_argument("--format", required=True, choices=sorted(EXPORTERS),
-                   help="soma-workflow: Soma-Workflow's file (soma_submit_workflow, GUI); "
-                   "cmd-list: JSON of shell commands runnable from anywhere and their dependencies; "
-                   "slurm: a bash script of sbatch job arrays, one per stage (options below)")
-    p.add_argument("-o", "--output", required=True, help="the file to write")
-    p.add_argument("--batch-size", type=int, metavar="N",
-                   help="most tasks per command (one process runs them in turn, each with its own outputs "
-                        "and log); 1: one command per task (default: per stage, one batch per job at once)")
-    p.add_argument("--jobs-at-once", type=int, metavar="N",
-                   help="the jobs that will run at once, from which the default batch size is derived "
-                        "(default: this machine's cores)")
-    g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
-    g.add_argument("--cpus", type=int, help="--cpus-per-task: the CPUs of each task, also its BLAS/OpenMP "
-                                            "threads (not the tasks at once, which is SLURM's to decide)")
-    g.add_argument("--mem", help="--mem, e.g. 2G")
-    g.add_argument("--time", help="--time, e.g. 01:00:00")
-    g.add_argument("--partition", help="--partition")
-    g.add_argument("--sbatch-arg", dest="sbatch_args", action="append", metavar="OPTION",
-                   help="any other sbatch option, e.g. --sbatch-arg=--qos=short (repeat for more)")
-    g.add_argument("--stage", dest="stage_options", action="append", metavar="STAGE:KEY=VALUE",
-                   help="one stage's own resource, e.g. --stage map:mem=4G --stage gather:cpus=1")
-    g.add_argument("--max-array-size", type=int, help="most elements per job array (default 1000)")
+    _add_export_parser(commands)
 
     p = commands.add_parser(
         "generate", help="write a workdir from a config module",
@@ -126,6 +102,35 @@ def _parser() -> argparse.ArgumentParser:
     task_parser(commands.add_parser(
         "task", help="run one task of a workflow (the commands in workflow.json)"))
     return parser
+
+
+def _add_export_parser(commands) -> None:
+    """``mempamal export``: its formats, batches and SLURM resources."""
+    p = commands.add_parser("export", help="write the workflow of a workdir for another tool",
+                            description="Write the workflow of WORKDIR in a format other tools run.")
+    p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
+    p.add_argument("--format", required=True, choices=sorted(EXPORTERS),
+                   help="soma-workflow: Soma-Workflow's file (soma_submit_workflow, GUI); "
+                   "cmd-list: JSON of shell commands runnable from anywhere and their dependencies; "
+                   "slurm: a bash script of sbatch job arrays, one per stage (options below)")
+    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="most tasks per command (one process runs them in turn, each with its own outputs "
+                        "and log); 1: one command per task (default: per stage, one batch per job at once)")
+    p.add_argument("--jobs-at-once", type=int, metavar="N",
+                   help="the jobs that will run at once, from which the default batch size is derived "
+                        "(default: this machine's cores)")
+    g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
+    g.add_argument("--cpus", type=int, help="--cpus-per-task: the CPUs of each task, also its BLAS/OpenMP "
+                                            "threads (not the tasks at once, which is SLURM's to decide)")
+    g.add_argument("--mem", help="--mem, e.g. 2G")
+    g.add_argument("--time", help="--time, e.g. 01:00:00")
+    g.add_argument("--partition", help="--partition")
+    g.add_argument("--sbatch-arg", dest="sbatch_args", action="append", metavar="OPTION",
+                   help="any other sbatch option, e.g. --sbatch-arg=--qos=short (repeat for more)")
+    g.add_argument("--stage", dest="stage_options", action="append", metavar="STAGE:KEY=VALUE",
+                   help="one stage's own resource, e.g. --stage map:mem=4G --stage gather:cpus=1")
+    g.add_argument("--max-array-size", type=int, help="most elements per job array (default 1000)")
 
 
 _SHORT_FLAGS = {"n_jobs": "-j"}

@@ -13,6 +13,7 @@ from ..workdir.files import load_arrays, read_json
 from ..workdir.layout import target_prefix, unprefixed
 from ..workdir.paths import Workdir
 from ._optional import require
+from .plots import plot_permutations, plot_results
 
 
 class Results:
@@ -348,8 +349,6 @@ class Results:
         -------
         matplotlib.figure.Figure
         """
-        from .plots import plot_permutations, plot_results
-
         if self.n_permutations:
             return plot_permutations(self, metric or self.refit)
         if self.per_target:

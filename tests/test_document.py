@@ -17,9 +17,9 @@ from mempamal import Experiment
 from mempamal.experiment.permutations import chunks
 from mempamal.tasks import run_task
 from mempamal.workdir import data as data_module
-from mempamal.workdir.document import ExperimentDoc, ceil_div, chunk_ranges
+from mempamal.workdir.document import ExperimentDoc, chunk_ranges
 from mempamal.workdir.files import InputFileError, read_json
-from mempamal.workdir.layout import EXPERIMENT, TaskId, target_prefix, unprefixed
+from mempamal.workdir.layout import EXPERIMENT, TaskId, chunk_count, target_prefix, unprefixed
 from mempamal.workdir.paths import Workdir
 from mempamal.workdir.workflow import load_workflow
 
@@ -66,7 +66,7 @@ def test_the_derived_rules_are_the_workflows(written):
     assert doc.targets == [0, 1] and doc.with_search
     assert [list(doc.grid_chunk(c)) for c in range(doc.n_chunks)] == [[0, 1], [2]]
     assert doc.permutation_chunks == [range(0, 2), range(2, 4), range(4, 5)] == list(chunks(5, 2))
-    assert doc.n_permutation_chunks == ceil_div(5, 2) == len(chunk_ranges(5, 2))
+    assert doc.n_permutation_chunks == chunk_count(5, 2) == len(chunk_ranges(5, 2))
     tasks = load_workflow(written).tasks
     assert {t.id.target for t in tasks if t.stage != "gather"} == set(doc.targets)
     assert sum(t.stage == "map" for t in tasks) == len(doc.targets) * sum(doc.n_inner) * doc.n_chunks

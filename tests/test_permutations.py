@@ -20,8 +20,8 @@ from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, load_results, run
 from mempamal.workdir.lock import StaleLockWarning
-from mempamal.workdir.document import ExperimentDoc, ceil_div
-from mempamal.workdir.layout import PERMUTED_FOLDS_DIR
+from mempamal.workdir.document import ExperimentDoc
+from mempamal.workdir.layout import PERMUTED_FOLDS_DIR, chunk_count
 from mempamal.experiment.permutations import default_chunk_size
 from mempamal.workdir.workflow import build_workflow, load_workflow
 
@@ -241,7 +241,7 @@ def test_default_granularity_keeps_the_workflow_a_few_tens_of_thousands_of_tasks
         scoring={"score": "score"}, refit="score", error_score=None, search="grid", candidates=[{}],
         n_candidates=1, grid_chunk_size=1, n_chunks=1, cv="5", inner_cv="5", n_outer=5, n_inner=[5] * 5,
         n_samples=100, folds="folds.npz", per_target=True, n_targets=20, n_permutations=1000,
-        permutation_random_state=0, permutation_chunk_size=chunk, n_permutation_chunks=ceil_div(1000, chunk),
+        permutation_random_state=0, permutation_chunk_size=chunk, n_permutation_chunks=chunk_count(1000, chunk),
         permutations="data/permutations.npy", data={"X": "data/X.npy", "y": "data/y.npy", "groups": None})
     tasks = build_workflow(doc, "python").tasks
     assert chunk == 10

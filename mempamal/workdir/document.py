@@ -2,7 +2,8 @@
 
 :class:`ExperimentDoc` holds the document's fields under their JSON names and
 the rules derived from them, stated once: the targets analysed, the grid
-chunks and permutation chunks of the tasks. Pure data: it decodes nothing
+chunks and permutation chunks of the tasks (counted by
+:func:`~mempamal.workdir.layout.chunk_count`). Pure data: it decodes nothing
 (estimators, scorers and parameters stay encoded; see
 :mod:`mempamal.experiment.encoding`) and imports no scikit-learn.
 """
@@ -18,13 +19,8 @@ from .files import WRITTEN_BY_WRITE, read_json, reading
 from .layout import EXPERIMENT
 
 
-def ceil_div(n: int, size: int) -> int:
-    """How many chunks of ``size`` hold ``n`` items (the last one may be shorter)."""
-    return -(-n // size)
-
-
 def chunk_ranges(n: int, size: int) -> list[range]:
-    """The items of each chunk of ``size`` among ``n``, in order: ``ceil_div(n, size)`` ranges."""
+    """The items of each chunk of ``size`` among ``n``, in order: ``chunk_count(n, size)`` ranges."""
     return [range(start, min(start + size, n)) for start in range(0, n, size)]
 
 

@@ -5,8 +5,8 @@ permutation_test_score (nested searches, DataFrames, per-sample params, groups);
 that returns from the cache without touching a file; a resume that reruns only what is missing;
 the clear errors. The cache lives in tmp_path (MEMPAMAL_CACHE_DIR), never in the real home.
 """
+import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,32 @@ def test_outer_scoring_none_is_the_search_refit_metric():
     search = GridSearchCV(LogisticRegression(), {"C": [0.01, 1.0]}, cv=3, scoring=["accuracy", "roc_auc"],
                           refit="roc_auc")
     assert_same_dict(mm.cross_validate(search, X, y, cv=3, progress=False), sk.cross_validate(search, X, y, cv=3))
+
+
+def test_outer_scoring_other_than_the_search_default_score_with_sample_weight():
+    """The search selects with LogisticRegression.score (weighted), the outer folds are scored with f1_macro."""
+    X, y = make_classification(90, 5, random_state=0)
+    params = {"sample_weight": np.random.RandomState(0).uniform(0.5, 2.0, 90)}
+    search = GridSearchCV(LogisticRegression(), {"C": [0.01, 1.0]}, cv=3)
+    assert_same_dict(mm.cross_validate(search, X, y, cv=3, scoring="f1_macro", params=params, progress=False),
+                     sk.cross_validate(search, X, y, cv=3, scoring="f1_macro", params=params))
+
+
+def test_merge_scoring_keeps_the_search_metric_apart():
+    from sklearn.metrics import f1_score, make_scorer
+
+    from mempamal.model_selection._plan import merge_scoring
+
+    assert merge_scoring("f1_macro", "accuracy", True) == (
+        {"f1_macro": "f1_macro", "accuracy": "accuracy"}, "accuracy", {"score": "f1_macro"})
+    assert merge_scoring(["accuracy"], "accuracy", True)[1:] == ("accuracy", {"accuracy": "accuracy"})
+    # Two scorers both called "score" by scikit-learn, different: the search's is renamed.
+    outer, inner = make_scorer(f1_score, average="macro"), make_scorer(f1_score, average="micro")
+    merged, refit, suffixes = merge_scoring(outer, inner, True)
+    assert merged == {"score": outer, "inner_score": inner} and refit == "inner_score"
+    assert suffixes == {"score": "score"}
+    # Equal scorers made twice are one metric.
+    assert merge_scoring(outer, make_scorer(f1_score, average="macro"), True)[1] == "score"
 
 
 def test_plain_estimator_and_cross_val_score():
@@ -207,6 +233,8 @@ def test_cache_dir_list_and_clear(cache, monkeypatch, tmp_path):
     (cache / "not-mine").mkdir()
     entries = mm.list_cache()
     assert len(entries) == 2 and all(e.finished and e.size > 0 and (e.path / ENTRY).exists() for e in entries)
+    listing = subprocess.run([sys.executable, "-m", "mempamal", "cache"], capture_output=True, text=True, check=True)
+    assert "2 cached workdirs" in listing.stdout and "cross_val_score(estimator)" in listing.stdout
     assert sorted(mm.clear_cache()) == sorted(e.path for e in entries)
     assert [p.name for p in cache.iterdir()] == ["not-mine"] and mm.list_cache() == []
 

@@ -68,21 +68,11 @@ def cross_validate(estimator, X, y=None, *, groups=None, scoring=None, cv=None, 
         ``indices`` with ``return_indices``.
     """
     _refuse(return_estimator=return_estimator, return_train_score=return_train_score)
-    plan = make_plan(estimator, cv=cv, scoring=scoring, error_score=error_score)
-    res = _evaluate(plan, X, y, groups, params, "cross_validate", n_jobs=n_jobs, verbose=verbose,
-                    pre_dispatch=pre_dispatch, backend=backend, progress=progress, workdir=workdir,
-                    options=backend_options)
-    out: dict[str, Any] = {"fit_time": _fit_times(res), "score_time": np.asarray(res.score_times, dtype=float)}
-    if return_indices:
-        folds = Folds(res.workdir)
-        try:
-            splits = [folds.outer(o) for o in range(res.n_outer)]
-        finally:
-            folds.close()
-        out["indices"] = {"train": [s[0] for s in splits], "test": [s[1] for s in splits]}
-    for suffix, metric in plan.metrics.items():
-        out[f"test_{suffix}"] = np.asarray(res.test_scores[metric], dtype=float)
-    return out
+    return _cross_validate("cross_validate", estimator, X, y, groups=groups, scoring=scoring, cv=cv,
+                           error_score=error_score, params=params, return_indices=return_indices,
+                           run_options=dict(n_jobs=n_jobs, verbose=verbose, pre_dispatch=pre_dispatch,
+                                            backend=backend, progress=progress, workdir=workdir,
+                                            options=backend_options))
 
 
 def cross_val_score(estimator, X, y=None, *, groups=None, scoring=None, cv=None, n_jobs=None, verbose=0,
@@ -101,9 +91,11 @@ def cross_val_score(estimator, X, y=None, *, groups=None, scoring=None, cv=None,
     if not (scoring is None or isinstance(scoring, str) or callable(scoring)):
         raise ValueError(f"scoring: cross_val_score takes one metric (a name, a callable or None), got "
                          f"{scoring!r}; use cross_validate for several")
-    out = cross_validate(estimator, X, y, groups=groups, scoring=scoring, cv=cv, n_jobs=n_jobs, verbose=verbose,
-                         params=params, pre_dispatch=pre_dispatch, error_score=error_score, backend=backend,
-                         progress=progress, workdir=workdir, **backend_options)
+    out = _cross_validate("cross_val_score", estimator, X, y, groups=groups, scoring=scoring, cv=cv,
+                          error_score=error_score, params=params, return_indices=False,
+                          run_options=dict(n_jobs=n_jobs, verbose=verbose, pre_dispatch=pre_dispatch,
+                                           backend=backend, progress=progress, workdir=workdir,
+                                           options=backend_options))
     return out["test_score"]
 
 
@@ -160,16 +152,34 @@ def permutation_test_score(estimator, X, y, *, groups=None, cv=None, n_permutati
     if not (scoring is None or isinstance(scoring, str) or callable(scoring)):
         raise ValueError(f"scoring: permutation_test_score takes one metric (a name, a callable or None), got "
                          f"{scoring!r}")
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
+        raise ValueError(f"n_permutations: expected an int >= 1, as scikit-learn, got {n_permutations!r}")
     plan = make_plan(estimator, cv=cv, scoring=scoring, n_permutations=n_permutations,
                      permutation_random_state=random_state)
     res = _evaluate(plan, X, y, groups, params, "permutation_test_score", n_jobs=n_jobs, verbose=verbose,
                     pre_dispatch=_DEFAULT_PRE_DISPATCH, backend=backend, progress=progress, workdir=workdir,
                     options=backend_options, permuting=True)
     metric = plan.metrics["score"]
-    if not n_permutations:  # as scikit-learn: no permutation beats the score, p = 1 / 1
-        return float(np.mean(res.test_scores[metric])), np.empty(0), 1.0
     return (float(res.observed_score[metric]), np.asarray(res.permutation_scores[metric], dtype=float),
             float(res.pvalues[metric]))
+
+
+def _cross_validate(function: str, estimator, X, y, *, groups, scoring, cv, error_score, params,
+                    return_indices: bool, run_options: dict) -> dict[str, Any]:
+    """cross_validate's dict, for cross_validate and cross_val_score (``function`` names the call)."""
+    plan = make_plan(estimator, cv=cv, scoring=scoring, error_score=error_score)
+    res = _evaluate(plan, X, y, groups, params, function, **run_options)
+    out: dict[str, Any] = {"fit_time": _fit_times(res), "score_time": np.asarray(res.score_times, dtype=float)}
+    if return_indices:
+        folds = Folds(res.workdir)
+        try:
+            splits = [folds.outer(o) for o in range(res.n_outer)]
+        finally:
+            folds.close()
+        out["indices"] = {"train": [s[0] for s in splits], "test": [s[1] for s in splits]}
+    for suffix, metric in plan.metrics.items():
+        out[f"test_{suffix}"] = np.asarray(res.test_scores[metric], dtype=float)
+    return out
 
 
 def _refuse(*, return_estimator: bool, return_train_score: bool) -> None:

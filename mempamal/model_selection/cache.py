@@ -121,6 +121,24 @@ def clear_cache() -> list[Path]:
     return removed
 
 
+def cache_command(clear: bool = False) -> str:
+    """What ``mempamal cache [--clear]`` prints: the entries, one a line, or those removed."""
+    root = cache_dir()
+    if clear:
+        removed = clear_cache()
+        return f"mempamal: removed {len(removed)} cached workdirs from {root}"
+    entries = list_cache()
+    lines = [f"{root}: {len(entries)} cached workdirs, {sum(e.size for e in entries) / 1e6:.1f} MB "
+             "(mempamal cache --clear removes them)"]
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.modified))
+        estimator = " ".join(e.estimator.split())
+        lines.append(f"{e.path.name}  {when}  {'finished' if e.finished else 'unfinished'}  "
+                     f"{e.size / 1e6:.1f} MB  {e.n_samples} samples  {e.call}: "
+                     f"{estimator[:60] + '...' if len(estimator) > 60 else estimator}")
+    return "\n".join(lines)
+
+
 def cached_workdir(exp: Experiment, X, y, groups, params: dict | None, call: str) -> Path:
     """Write ``exp`` into its cache entry (a no-op when the entry already holds it); return the entry.
 

@@ -64,6 +64,38 @@ def test_cross_validate_grid_search_two_outer_metrics_and_indices():
                      sk.cross_validate(search, X, y, **kwargs))
 
 
+def core_case(name):
+    """The other cases of test_core's equivalence tests, as (search, X, y, cv, scoring)."""
+    import scipy.sparse as sp
+    from sklearn.datasets import make_regression
+    from sklearn.decomposition import PCA
+    from sklearn.feature_selection import SelectKBest
+    from sklearn.pipeline import Pipeline
+
+    if name == "sparse X":
+        X, y = make_classification(100, 20, random_state=0)
+        X[np.abs(X) < 1] = 0
+        return GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3), sp.csr_matrix(X), y, 3, "accuracy"
+    if name == "grid of estimators":
+        X, y = load_iris(return_X_y=True)
+        pipe = Pipeline([("reduce", PCA()), ("logit", LogisticRegression())])
+        grid = [{"reduce": [PCA(2), PCA(3)], "logit__C": [0.1, 1.0]}, {"reduce": [SelectKBest(k=2)]}]
+        return GridSearchCV(pipe, grid, cv=3, scoring="accuracy"), X, y, StratifiedKFold(3), "accuracy"
+    if name == "multi-target regression":
+        X, y = make_regression(80, 6, n_targets=3, noise=1.0, random_state=0)
+        return GridSearchCV(Ridge(), {"alpha": [0.1, 10.0]}, cv=3), X, y, 3, None
+    X, y, pipe = iris()  # a failing fit: C=-1 raises, scores NaN and never wins
+    return GridSearchCV(pipe, {"logisticregression__C": [-1.0, 1.0]}, cv=3), X, y, 3, "accuracy"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::sklearn.exceptions.FitFailedWarning")
+@pytest.mark.parametrize("name", ["sparse X", "grid of estimators", "multi-target regression", "failing fit"])
+def test_core_cases_through_cross_validate(name):
+    search, X, y, cv, scoring = core_case(name)
+    assert_same_dict(mm.cross_validate(search, X, y, cv=cv, scoring=scoring, n_jobs=2, progress=False),
+                     sk.cross_validate(search, X, y, cv=cv, scoring=scoring))
+
+
 def test_outer_scoring_none_is_the_search_refit_metric():
     X, y = make_classification(90, 5, random_state=0)
     search = GridSearchCV(LogisticRegression(), {"C": [0.01, 1.0]}, cv=3, scoring=["accuracy", "roc_auc"],
@@ -103,6 +135,15 @@ def test_plain_estimator_and_cross_val_score():
     assert_same_dict(mm.cross_validate(pipe, X, y, cv=cv, progress=False), sk.cross_validate(pipe, X, y, cv=cv))
     np.testing.assert_allclose(mm.cross_val_score(pipe, X, y, cv=cv, scoring="f1_weighted", progress=False),
                                sk.cross_val_score(pipe, X, y, cv=cv, scoring="f1_weighted"), rtol=0, atol=ATOL)
+
+
+def test_another_back_end_and_its_options():
+    pytest.importorskip("distributed")
+    X, y, pipe = iris()
+    search = GridSearchCV(pipe, GRID, cv=3)
+    np.testing.assert_allclose(
+        mm.cross_val_score(search, X, y, cv=3, backend="dask", n_jobs=1, threads_per_task=1, progress=False),
+        sk.cross_val_score(search, X, y, cv=3), rtol=0, atol=ATOL)
 
 
 def test_randomized_search_cross_val_score():

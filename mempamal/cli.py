@@ -108,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="report.html (self-contained) or a .png figure (default: WORKDIR/report.html)")
 
     p = commands.add_parser(
-        "cache", help="list (or --clear) the workdirs cached by mempamal.model_selection",
+        "cache", help="list (or --clear) the cached workdirs of model_selection",
         description="List the workdirs that mempamal.model_selection's functions wrote in the cache folder "
                     "($MEMPAMAL_CACHE_DIR, else the platform's cache directory), or remove them.")
     p.add_argument("--clear", action="store_true", help="remove every cached workdir but those a run holds")

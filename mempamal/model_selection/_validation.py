@@ -13,6 +13,8 @@ from ..backends import get_backend
 from ..experiment.folds import Folds
 from ..results import Results, load_results
 from ..running import run
+from ..workdir.files import read_json
+from ..workdir.layout import EXPERIMENT
 from ._plan import Plan, make_plan, split_groups
 from .cache import cached_workdir
 
@@ -247,9 +249,6 @@ def _first(cv_results: dict) -> str:
 
 def _check_partition(workdir: Path) -> None:
     """cross_val_predict needs every sample tested exactly once: refused before anything runs."""
-    from ..workdir.files import read_json
-    from ..workdir.layout import EXPERIMENT
-
     doc = read_json(workdir / EXPERIMENT)
     folds = Folds(workdir)
     try:

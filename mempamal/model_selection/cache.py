@@ -170,7 +170,7 @@ def cache_key(exp: Experiment, X, y, groups, params: dict | None) -> str:
     """A digest of the experiment's description and of the data, naming its cache entry."""
     import sklearn
 
-    search = exp.param_grid if exp.param_grid is not None else None
+    search = exp.param_grid
     if exp.param_distributions is not None:  # distributions have no stable form: their sample has
         from sklearn.model_selection import ParameterSampler
 
@@ -186,9 +186,8 @@ def cache_key(exp: Experiment, X, y, groups, params: dict | None) -> str:
         "cv": _splitter_key(exp.cv), "inner_cv": _splitter_key(exp.inner_cv) if search is not None else None,
         "permutations": [exp.n_permutations, exp.permutation_random_state],
     }
-    data = [X, y, groups] + [params[k] for k in sorted(params or {})]
-    names = sorted(params or {})
-    description["params"] = names
+    description["params"] = sorted(params or {})
+    data = [X, y, groups] + [params[k] for k in description["params"]]
     return _fingerprint(description, [_hashable(a) for a in data], [])[:_KEY_LENGTH]
 
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..backends import get_backend
+from ..experiment.compile import Compiled
 from ..experiment.folds import Folds
+from ..experiment.store import store
 from ..results import Results, load_results
 from ..running import run
-from ..workdir.files import read_json
-from ..workdir.layout import EXPERIMENT
 from ._plan import Plan, make_plan, split_groups
-from .cache import cached_workdir
+from .cache import cached_workdir, compile_call
 
 _DEFAULT_PRE_DISPATCH = "2*n_jobs"
 
@@ -120,7 +119,7 @@ def cross_val_predict(estimator, X, y=None, *, groups=None, cv=None, n_jobs=None
     plan = make_plan(estimator, cv=cv, scoring=None)
     res = _evaluate(plan, X, y, groups, params, "cross_val_predict", n_jobs=n_jobs, verbose=verbose,
                     pre_dispatch=pre_dispatch, backend=backend, progress=progress, workdir=workdir,
-                    options=backend_options, before_run=_check_partition)
+                    options=backend_options, check=_check_partition)
     predictions = res.predictions
     if np.asarray(y).dtype == object or str(getattr(y, "dtype", "")) == "category":
         predictions = predictions.astype(object)  # scikit-learn's labels of an object or categorical y
@@ -195,8 +194,11 @@ def _refuse(*, return_estimator: bool, return_train_score: bool) -> None:
 
 
 def _evaluate(plan: Plan, X, y, groups, params, function: str, *, n_jobs, verbose, pre_dispatch, backend,
-              progress, workdir, options: dict, permuting: bool = False, before_run=None) -> Results:
-    """Write the plan's experiment (into the cache by default), run what is not done yet, load the results."""
+              progress, workdir, options: dict, permuting: bool = False, check=None) -> Results:
+    """Write the plan's experiment (into the cache by default), run what is not done yet, load the results.
+
+    ``check`` sees the compiled experiment before anything is written.
+    """
     if y is None:
         raise ValueError("y: mempamal evaluates supervised estimators (fit(X, y)); give the targets")
     if pre_dispatch != _DEFAULT_PRE_DISPATCH:
@@ -217,12 +219,13 @@ def _evaluate(plan: Plan, X, y, groups, params, function: str, *, n_jobs, verbos
     if not hasattr(plan.experiment.cv, "split") and not isinstance(plan.experiment.cv, int):
         plan.experiment.cv = list(plan.experiment.cv)  # a generator of splits: read for the key, then written
     call = f"{function}({type(plan.search).__name__ + '(...)' if plan.search is not None else 'estimator'})"
+    compiled = compile_call(plan.experiment, X, y, groups, params)
+    if check is not None:
+        check(compiled)
     if workdir is None:
-        workdir = cached_workdir(plan.experiment, X, y, groups, params, call)
+        workdir = cached_workdir(plan.experiment, compiled, call)
     else:
-        workdir = plan.experiment.write(X, y, workdir, groups, params=params)
-    if before_run is not None:
-        before_run(Path(workdir))
+        workdir = store(compiled, workdir, python=sys.executable)
     report = run(workdir, backend, progress=progress, wait=True, **options)
     if verbose:
         print(f"mempamal: {workdir}: {report.summary()}", file=sys.stderr)
@@ -247,14 +250,10 @@ def _first(cv_results: dict) -> str:
     return key[len("mean_test_"):]
 
 
-def _check_partition(workdir: Path) -> None:
-    """cross_val_predict needs every sample tested exactly once: refused before anything runs."""
-    doc = read_json(workdir / EXPERIMENT)
-    folds = Folds(workdir)
-    try:
-        tested = np.concatenate([folds.outer(o)[1] for o in range(doc["n_outer"])])
-    finally:
-        folds.close()
-    if len(tested) != doc["n_samples"] or len(np.unique(tested)) != doc["n_samples"]:
+def _check_partition(compiled: Compiled) -> None:
+    """cross_val_predict needs every sample tested exactly once: refused before anything is written."""
+    n_samples, n_outer = compiled.doc["n_samples"], compiled.doc["n_outer"]
+    tested = np.concatenate([compiled.folds[f"outer_test_{o}"] for o in range(n_outer)])
+    if len(tested) != n_samples or len(np.unique(tested)) != n_samples:
         raise ValueError("cv: cross_val_predict only works for partitions (every sample in exactly one test "
                          "set); use a splitter such as KFold, or cross_validate for per-fold scores")

@@ -1,11 +1,11 @@
 """The cache of workdirs behind :mod:`mempamal.model_selection`'s functions.
 
-A call without ``workdir=`` writes its experiment in a directory of the cache, named by a
-digest of the experiment (estimator, candidates, scoring, splitters, permutations) and of
-the data (X, y, groups, params): the same call again, after an interruption or in a new
-process, finds the same directory, where :meth:`Experiment.write` recognises its own
-experiment by its fingerprint (and keeps what is finished) and :func:`mempamal.run`
-resumes (a finished workdir runs nothing).
+A call without ``workdir=`` writes its experiment in a directory of the cache named by
+its fingerprint, the one :meth:`Experiment.write` computes and compares (the experiment's
+document, the data, the folds and permutations), computed in memory before anything is
+written: the same call again, after an interruption or in a new process, finds the same
+directory, where storing rewrites nothing and :func:`mempamal.run` resumes (a finished
+workdir runs nothing).
 
 The cache folder is ``$MEMPAMAL_CACHE_DIR`` if set, else the platform's cache directory:
 ``$XDG_CACHE_HOME/mempamal`` or ``~/.cache/mempamal`` (Linux), ``~/Library/Caches/mempamal``
@@ -13,9 +13,9 @@ The cache folder is ``$MEMPAMAL_CACHE_DIR`` if set, else the platform's cache di
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -24,15 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..experiment import Experiment
-from ..experiment.encoding import encode
-from ..experiment.experiment import _fingerprint
-from ..experiment.scoring import describe_scoring
-from ..workdir.data import as_array
+from ..experiment.compile import Compiled, check_data, compile_experiment
+from ..experiment.experiment import Experiment
+from ..experiment.store import store
 from ..workdir.files import write_json
-from ..workdir.layout import EXPERIMENT, LOCK, RESULTS_JSON, WORKFLOW
+from ..workdir.layout import EXPERIMENT, LOCK, RESULTS_JSON
 from ..workdir.lock import Holder
-from ..workdir.tabular import is_frame
 
 ENV = "MEMPAMAL_CACHE_DIR"
 ENTRY = "cache-entry.json"  # marks a directory as a cache entry: clear_cache() removes only those
@@ -139,84 +136,47 @@ def cache_command(clear: bool = False) -> str:
     return "\n".join(lines)
 
 
-def cached_workdir(exp: Experiment, X, y, groups, params: dict | None, call: str) -> Path:
-    """Write ``exp`` into its cache entry (a no-op when the entry already holds it); return the entry.
+def compile_call(exp: Experiment, X, y, groups, params: dict | None) -> Compiled:
+    """What ``exp.write(X, y, ...)`` would write, in memory: its steps before the files (validate, compile)."""
+    checked = exp._validate()
+    data = check_data(X, y, groups, params, estimator=exp.estimator, per_target=exp.per_target)
+    return compile_experiment(exp, checked, *data)
 
-    The entry's name only finds the directory: whether it holds this very experiment is
-    decided by write() from the full fingerprint (data and folds included). An entry holding
-    another one (a splitter or permutations not seeded draw other folds each call) is replaced.
+
+def cached_workdir(exp: Experiment, compiled: Compiled, call: str) -> Path:
+    """Store a compiled experiment in its cache entry (nothing is written when it is there); return the entry.
+
+    The entry is named by the experiment's fingerprint (the document, the data, the folds and
+    permutations: what write() compares), the interpreter of its commands and scikit-learn's version.
     """
-    workdir = cache_dir() / cache_key(exp, X, y, groups, params)
-    try:
-        exp.write(X, y, workdir, groups, params=params)
-    except FileExistsError:
-        holder = _lock_holder(workdir)
-        if holder is not None and holder.alive() is not False:
-            raise RuntimeError(f"{workdir}: a run of another draw of this experiment holds it ({holder}); "
-                               "wait for it to end, or pass workdir=") from None
-        if (workdir / WORKFLOW).exists():  # else a write that was interrupted: nothing to say
-            warnings.warn(
-                f"{workdir}: this call's folds or permutations differ from those of the previous same call "
-                "(an unseeded random_state in cv, the search or the permutations?); its cached results are "
-                "replaced, and an interrupted call cannot resume: seed them for reproducible, resumable "
-                "calls", UserWarning, stacklevel=3)
-        exp.write(X, y, workdir, groups, params=params, overwrite=True)
+    import sklearn
+
+    unseeded = _unseeded(exp)
+    if unseeded:
+        warnings.warn(f"{', '.join(unseeded)}: not seeded, so each call draws anew: this call gets a cache entry "
+                      "of its own, and an interrupted call cannot resume; give an int random_state for "
+                      "reproducible, resumable calls", UserWarning, stacklevel=3)
+    key = hashlib.sha256("\n".join([compiled.doc["fingerprint"], sys.executable, sklearn.__version__]).encode())
+    workdir = cache_dir() / key.hexdigest()[:_KEY_LENGTH]
+    # The name says which experiment this is: anything else found there is a write that was interrupted.
+    store(compiled, workdir, python=sys.executable, overwrite=True)
     if not (workdir / ENTRY).exists():
         write_json(workdir / ENTRY, {"call": call, "created": time.time(), "mempamal_version": __version__})
     return workdir
 
 
-def cache_key(exp: Experiment, X, y, groups, params: dict | None) -> str:
-    """A digest of the experiment's description and of the data, naming its cache entry."""
-    import sklearn
-
-    search = exp.param_grid
-    if exp.param_distributions is not None:  # distributions have no stable form: their sample has
-        from sklearn.model_selection import ParameterSampler
-
-        search = list(ParameterSampler(exp.param_distributions, exp.n_iter, random_state=exp.random_state))
-    description = {
-        # What else decides the results, and the interpreter written into the task commands.
-        "versions": [__version__, sklearn.__version__], "python": sys.executable,
-        "routing": bool(sklearn.get_config().get("enable_metadata_routing")),
-        "estimator": encode(exp.estimator, "estimator"),
-        "search": encode(search, "param_grid"),
-        "scoring": describe_scoring(exp.scoring, exp.refit),
-        "error_score": encode(exp.error_score),
-        "cv": _splitter_key(exp.cv), "inner_cv": _splitter_key(exp.inner_cv) if search is not None else None,
-        "permutations": [exp.n_permutations, exp.permutation_random_state],
-    }
-    description["params"] = sorted(params or {})
-    data = [X, y, groups] + [params[k] for k in description["params"]]
-    return _fingerprint(description, [_hashable(a) for a in data], [])[:_KEY_LENGTH]
-
-
-def _hashable(value):
-    """What the fingerprint digests: frames and sparse matrices as they are, the rest as arrays."""
-    import scipy.sparse as sp
-
-    if value is None or is_frame(value) or sp.issparse(value):
-        return value
-    return as_array(value, "data")
-
-
-def _splitter_key(cv):
-    """A splitter's parameters (its repr, without memory addresses, which change every process), an
-    int, or the digest of a list of (train, test) splits."""
-    if cv is None or isinstance(cv, int):
-        return cv
-    if hasattr(cv, "split"):
-        return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(cv))
-    import hashlib
-
-    import numpy as np
-
-    digest = hashlib.sha256()
-    for split in cv:  # a list (the caller made one of a generator: it is read twice)
-        for indices in split:
-            digest.update(np.ascontiguousarray(indices, dtype=np.int64).view(np.uint8))
-            digest.update(b"|")
-    return digest.hexdigest()
+def _unseeded(exp: Experiment) -> list[str]:
+    """The random draws of ``exp`` that differ at each call (no int seed)."""
+    found = []
+    with_search = exp.param_grid is not None or exp.param_distributions is not None
+    for name, cv in (("cv", exp.cv), ("inner_cv", exp.inner_cv if with_search else None)):
+        if getattr(cv, "random_state", 0) is None and getattr(cv, "shuffle", True):
+            found.append(f"{name}={cv!r}")
+    if exp.param_distributions is not None and exp.random_state is None:
+        found.append("RandomizedSearchCV(random_state=None)")
+    if exp.n_permutations and exp.permutation_random_state is None:
+        found.append("permutation random_state=None")
+    return found
 
 
 def _read(path: Path) -> dict:

@@ -16,6 +16,14 @@ install "mempamal[tabular]" (pandas, pyarrow). A script only, no notebook.
 """
 import argparse
 
+# Arguments first: --help answers before pandas and scikit-learn are imported.
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("workdir", nargs="?", default="runs/tabular_example", help="where to write (default: %(default)s)")
+parser.add_argument("--small", action="store_true", help="a smaller problem, to check that it runs")
+args = parser.parse_args()
+workdir, small = args.workdir, args.small
+n_outer, n_inner = (2, 2) if small else (4, 3)
+
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer, make_column_selector
@@ -26,13 +34,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from mempamal import Experiment, load_results, run
-
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("workdir", nargs="?", default="runs/tabular_example", help="where to write (default: %(default)s)")
-parser.add_argument("--small", action="store_true", help="a smaller problem, to check that it runs")
-args = parser.parse_args()
-workdir, small = args.workdir, args.small
-n_outer, n_inner = (2, 2) if small else (4, 3)
 
 rng = np.random.RandomState(0)
 n = 300

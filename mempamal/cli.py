@@ -11,6 +11,7 @@ from pathlib import Path
 from .backends import WorkflowError, available_backends, get_backend
 from .experiment.config import ConfigError, generate
 from .experiment.encoding import DecodingError
+from .model_selection.cache import cache_command
 from .export import EXPORTERS, export
 from .results.report import write_report
 from .results.results import load_results
@@ -82,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="record the new size and time of files whose content is unchanged (after a touch, or "
                         "a copy that did not keep times), so that `mempamal run` accepts them again")
 
+    _add_result_commands(commands)
+    task_parser(commands.add_parser(
+        "task", help="run one task of a workflow (the commands in workflow.json)"))
+    return parser
+
+
+def _add_result_commands(commands) -> None:
+    """``mempamal results``, ``report`` and ``cache``: what a finished run left."""
     p = commands.add_parser(
         "results", help="print the summary of a finished workdir",
         description="Print the results of a finished WORKDIR: per metric the mean, std and median over outer "
@@ -99,9 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="report.html (self-contained) or a .png figure (default: WORKDIR/report.html)")
 
-    task_parser(commands.add_parser(
-        "task", help="run one task of a workflow (the commands in workflow.json)"))
-    return parser
+    p = commands.add_parser(
+        "cache", help="list (or --clear) the cached workdirs of model_selection",
+        description="List the workdirs that mempamal.model_selection's functions wrote in the cache folder "
+                    "($MEMPAMAL_CACHE_DIR, else the platform's cache directory), or remove them.")
+    p.add_argument("--clear", action="store_true", help="remove every cached workdir but those a run holds")
 
 
 def _add_export_parser(commands) -> None:
@@ -274,6 +285,9 @@ def _command(args: argparse.Namespace) -> None:
     if args.command == "results":
         res = load_results(args.workdir)
         print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
+        return
+    if args.command == "cache":
+        print(cache_command(clear=args.clear))
         return
     if args.command == "report":
         print(f"mempamal: wrote {write_report(args.workdir, args.output)}")

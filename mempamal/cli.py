@@ -1,9 +1,32 @@
-"""The ``mempamal`` command (also ``python -m mempamal``)."""
+"""The ``mempamal`` command (also ``python -m mempamal``), and the command line of a task
+(``mempamal task {map,refit,permute,gather,batch}``, the commands workflow.json calls)."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
+
+from .backends import WorkflowError, available_backends, get_backend
+from .experiment.config import ConfigError, generate
+from .experiment.encoding import DecodingError
+from .model_selection.cache import cache_command
+from .export import EXPORTERS, export
+from .results.report import write_report
+from .results.results import load_results
+from .running import run
+from .tasks import run_batch, run_task
+from .tasks.context import TaskInputError
+from .trusting import trust_command
+from .workdir.batches import read_batch_file
+from .workdir.files import InputFileError, reading
+from .workdir.layout import INDICES, TaskId
+from .workdir.lock import LockError
+from .workdir.manifest import DataChangedError, verify
+from .workdir.status import FAILED, LOST, workflow_status
+from .workdir.trust import KeyFileError, UntrustedWorkdirError, check_trusted
+from .workdir.workflow import is_complete, load_workflow
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,8 +41,6 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("run", help="execute the workflow of a workdir",
                             description="Execute the workflow of WORKDIR with a back-end.")
     p.add_argument("workdir", help="a directory written by Experiment.write")
-    from .backends import available_backends
-
     p.add_argument("--backend", default="local",
                    help=f"the back-end: {', '.join(available_backends())} (default: local)")
     p.add_argument("--no-resume", dest="resume", action="store_false",
@@ -30,33 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="when another run holds the workdir (its run.lock), wait for it to end instead of "
                         "refusing at once")
 
-    from .export import EXPORTERS
-
-    p = commands.add_parser("export", help="write the workflow of a workdir for another tool",
-                            description="Write the workflow of WORKDIR in a format other tools run.")
-    p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
-    p.add_argument("--format", required=True, choices=sorted(EXPORTERS),
-                   help="soma-workflow: Soma-Workflow's file (soma_submit_workflow, GUI); "
-                   "cmd-list: JSON of shell commands runnable from anywhere and their dependencies; "
-                   "slurm: a bash script of sbatch job arrays, one per stage (options below)")
-    p.add_argument("-o", "--output", required=True, help="the file to write")
-    p.add_argument("--batch-size", type=int, metavar="N",
-                   help="most tasks per command (one process runs them in turn, each with its own outputs "
-                        "and log); 1: one command per task (default: per stage, one batch per job at once)")
-    p.add_argument("--jobs-at-once", type=int, metavar="N",
-                   help="the jobs that will run at once, from which the default batch size is derived "
-                        "(default: this machine's cores)")
-    g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
-    g.add_argument("--cpus", type=int, help="--cpus-per-task: the CPUs of each task, also its BLAS/OpenMP "
-                                            "threads (not the tasks at once, which is SLURM's to decide)")
-    g.add_argument("--mem", help="--mem, e.g. 2G")
-    g.add_argument("--time", help="--time, e.g. 01:00:00")
-    g.add_argument("--partition", help="--partition")
-    g.add_argument("--sbatch-arg", dest="sbatch_args", action="append", metavar="OPTION",
-                   help="any other sbatch option, e.g. --sbatch-arg=--qos=short (repeat for more)")
-    g.add_argument("--stage", dest="stage_options", action="append", metavar="STAGE:KEY=VALUE",
-                   help="one stage's own resource, e.g. --stage map:mem=4G --stage gather:cpus=1")
-    g.add_argument("--max-array-size", type=int, help="most elements per job array (default 1000)")
+    _add_export_parser(commands)
 
     p = commands.add_parser(
         "generate", help="write a workdir from a config module",
@@ -91,6 +86,25 @@ def _parser() -> argparse.ArgumentParser:
                         "a copy that did not keep times), so that `mempamal run` accepts them again")
 
     p = commands.add_parser(
+        "trust", help="show what a workdir imports and runs, then sign it with your key",
+        description="A workdir runs only if signed with your key (in your config directory, or the file named "
+                    "by MEMPAMAL_KEY_FILE): Experiment.write signs what it writes. For a workdir you did not "
+                    "write, or one written before signatures: check every input against the manifest, show "
+                    "the packages, classes and functions its tasks will import, the data and the interpreter "
+                    "its commands run; then, once confirmed, sign it.")
+    p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
+    p.add_argument("--yes", action="store_true",
+                   help="sign without asking (needed when stdin is not a terminal); review the listing first")
+
+    _add_result_commands(commands)
+    task_parser(commands.add_parser(
+        "task", help="run one task of a workflow (the commands in workflow.json)"))
+    return parser
+
+
+def _add_result_commands(commands) -> None:
+    """``mempamal results``, ``report`` and ``cache``: what a finished run left."""
+    p = commands.add_parser(
         "results", help="print the summary of a finished workdir",
         description="Print the results of a finished WORKDIR: per metric the mean, std and median over outer "
                     "folds, then each outer fold's scores and best parameters.")
@@ -108,21 +122,39 @@ def _parser() -> argparse.ArgumentParser:
                    help="report.html (self-contained) or a .png figure (default: WORKDIR/report.html)")
 
     p = commands.add_parser(
-        "trust", help="show what a workdir imports and runs, then sign it with your key",
-        description="A workdir runs only if signed with your key (kept in your config directory, or the file "
-                    "named by MEMPAMAL_KEY_FILE): Experiment.write signs what it writes. For a workdir you did "
-                    "not write, or one written before signatures existed: check every input against the "
-                    "manifest, show the packages, classes and functions its tasks will import, the data, and "
-                    "the interpreter its commands run; then, once confirmed, sign it.")
+        "cache", help="list (or --clear) the cached workdirs of model_selection",
+        description="List the workdirs that mempamal.model_selection's functions wrote in the cache folder "
+                    "($MEMPAMAL_CACHE_DIR, else the platform's cache directory), or remove them.")
+    p.add_argument("--clear", action="store_true", help="remove every cached workdir but those a run holds")
+
+
+def _add_export_parser(commands) -> None:
+    """``mempamal export``: its formats, batches and SLURM resources."""
+    p = commands.add_parser("export", help="write the workflow of a workdir for another tool",
+                            description="Write the workflow of WORKDIR in a format other tools run.")
     p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
-    p.add_argument("--yes", action="store_true",
-                   help="sign without asking (needed when stdin is not a terminal); review the listing first")
-
-    from .tasks.stages import task_parser
-
-    task_parser(commands.add_parser(
-        "task", help="run one task of a workflow (the commands in workflow.json)"))
-    return parser
+    p.add_argument("--format", required=True, choices=sorted(EXPORTERS),
+                   help="soma-workflow: Soma-Workflow's file (soma_submit_workflow, GUI); "
+                   "cmd-list: JSON of shell commands runnable from anywhere and their dependencies; "
+                   "slurm: a bash script of sbatch job arrays, one per stage (options below)")
+    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="most tasks per command (one process runs them in turn, each with its own outputs "
+                        "and log); 1: one command per task (default: per stage, one batch per job at once)")
+    p.add_argument("--jobs-at-once", type=int, metavar="N",
+                   help="the jobs that will run at once, from which the default batch size is derived "
+                        "(default: this machine's cores)")
+    g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
+    g.add_argument("--cpus", type=int, help="--cpus-per-task: the CPUs of each task, also its BLAS/OpenMP "
+                                            "threads (not the tasks at once, which is SLURM's to decide)")
+    g.add_argument("--mem", help="--mem, e.g. 2G")
+    g.add_argument("--time", help="--time, e.g. 01:00:00")
+    g.add_argument("--partition", help="--partition")
+    g.add_argument("--sbatch-arg", dest="sbatch_args", action="append", metavar="OPTION",
+                   help="any other sbatch option, e.g. --sbatch-arg=--qos=short (repeat for more)")
+    g.add_argument("--stage", dest="stage_options", action="append", metavar="STAGE:KEY=VALUE",
+                   help="one stage's own resource, e.g. --stage map:mem=4G --stage gather:cpus=1")
+    g.add_argument("--max-array-size", type=int, help="most elements per job array (default 1000)")
 
 
 _SHORT_FLAGS = {"n_jobs": "-j"}
@@ -136,8 +168,6 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     given on the command line reach :func:`mempamal.run`, which refuses those its
     back-end does not declare.
     """
-    from .backends import available_backends, get_backend
-
     declared: dict[str, list] = {}
     for name in available_backends():
         try:
@@ -176,24 +206,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "task":
         # A task's errors go to its log with their traceback; a missing input or a refused
         # import needs none.
-        from pathlib import Path
-
-        from .experiment.encoding import DecodingError
-        from .tasks.stages import TaskInputError, run_task, task_id_of
-        from .workdir.trust import KeyFileError, UntrustedWorkdirError, check_trusted
-
         try:  # before anything of the workdir is read (a batch file, an output) or decoded
             check_trusted(args.workdir)
         except (UntrustedWorkdirError, KeyFileError, TaskInputError, FileNotFoundError) as e:
             sys.exit(f"mempamal: {e}")
-
         if args.stage == "batch":
             _task_batch(args)
             return
         task_id = task_id_of(args)
         if args.if_incomplete:
-            from .workdir.workflow import is_complete
-
             if is_complete(Path(args.workdir), task_id):
                 print(f"{task_id}: complete, skipped")
                 return
@@ -204,31 +225,21 @@ def main(argv: list[str] | None = None) -> None:
         except DecodingError as e:  # experiment.json names what may not be imported
             sys.exit(f"mempamal: experiment.json: {e}")
         return
-    from .experiment.config import ConfigError
-
     try:
         _command(args)
     except (ConfigError, FileNotFoundError, FileExistsError, PermissionError, ValueError, TypeError,
             ImportError) as e:
         sys.exit(f"mempamal: error: {e}")
     except BrokenPipeError:  # the reader went away (`mempamal status DIR | head`): not an error
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
 
 
 def _task_batch(args: argparse.Namespace) -> None:
     """``mempamal task batch``: each task in turn, its own log; status 1 when one failed."""
-    from pathlib import Path
-
-    from .workdir.batches import read_batch_file
-    from .workdir.files import InputFileError, reading
-    from .tasks.stages import run_batch
-
     if args.log is not None:
         sys.exit("mempamal task batch: no --log: each task writes its own log (logs/<task>.log)")
-    path = Path(args.workdir) / args.file
+    path = Path(args.workdir, args.file)
     try:
         with reading(path, "a batch file, written with the workflow's export or by the back-end"):
             task_ids = read_batch_file(path)
@@ -242,15 +253,8 @@ def _task_batch(args: argparse.Namespace) -> None:
 
 def _command(args: argparse.Namespace) -> None:
     if args.command == "run":
-        from .backends import WorkflowError
-        from .running import run
-
         # Only the options given (absent flags are not in the namespace): run() checks them.
         options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
-        from .workdir.lock import LockError
-        from .workdir.manifest import DataChangedError
-        from .workdir.trust import UntrustedWorkdirError
-
         try:
             report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
                          wait=args.wait, **options)
@@ -263,10 +267,6 @@ def _command(args: argparse.Namespace) -> None:
         print(f"mempamal: {report.summary()}")
         return
     if args.command == "export":
-        from .export import export
-        from .workdir.manifest import DataChangedError
-        from .workdir.trust import UntrustedWorkdirError
-
         try:
             options = _slurm_options(args)
             if options and args.format != "slurm":
@@ -282,28 +282,20 @@ def _command(args: argparse.Namespace) -> None:
             sys.exit(f"mempamal: {e}")
         return
     if args.command == "trust":
-        _trust(args)
+        trust_command(args.workdir, yes=args.yes)
         return
     if args.command == "generate":
-        from .experiment.config import generate
-        from .workdir.workflow import load_workflow
-
         workdir = generate(args.config, args.workdir, overwrite=args.overwrite, python=args.python)
         n = len(load_workflow(workdir).tasks)
         print(f"mempamal: wrote {workdir} ({n} tasks); run it with: mempamal run {workdir}")
         return
     if args.command == "status":
-        from .workdir.status import FAILED, LOST, workflow_status
-
         status = workflow_status(args.workdir)
         print(json.dumps(status.to_dict(), indent=1) if args.json else status)
         if status.names(FAILED) or status.names(LOST):
             sys.exit(1)
         return
     if args.command == "verify":
-        from .workdir.files import InputFileError
-        from .workdir.manifest import verify
-
         try:
             verification = verify(args.workdir, update=args.update)
         except InputFileError as e:  # an unreadable manifest
@@ -313,14 +305,13 @@ def _command(args: argparse.Namespace) -> None:
             sys.exit(1)
         return
     if args.command == "results":
-        from .results.results import load_results
-
         res = load_results(args.workdir)
         print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
         return
+    if args.command == "cache":
+        print(cache_command(clear=args.clear))
+        return
     if args.command == "report":
-        from .results.report import write_report
-
         print(f"mempamal: wrote {write_report(args.workdir, args.output)}")
         return
 
@@ -344,60 +335,49 @@ def _slurm_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def _trust(args: argparse.Namespace) -> None:
-    """``mempamal trust``: verify the inputs, show what the workdir imports and runs, sign once confirmed."""
-    from pathlib import Path
+# -- the command line of a task -------------------------------------------------------
 
-    from .workdir.manifest import verify
-    from .workdir.trust import is_trusted, key_path, sign
+def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The parser of ``mempamal task ...`` (the commands workflow.json calls)."""
+    parser = parser or argparse.ArgumentParser(prog="mempamal task")
+    parser.add_argument("--if-incomplete", action="store_true",
+                        help="do nothing when the task's outputs are already complete (this experiment's, "
+                             "this task's): what a scheduler resubmitting a whole array runs")
+    parser.add_argument("--log", metavar="FILE", default=None,
+                        help="send the task's output and errors to FILE, relative to the workdir (default: "
+                             "this command's stdout and stderr)")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,permute,gather,batch}")
+    workdir = "the workdir (workflow.json runs every command from it, as '.')"
+    target = "the target (column of y) when each target is analysed apart (per_target)"
+    p = stages.add_parser("map", help="fit and score a chunk of the grid on one inner fold")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--target", type=int, help=target)
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p.add_argument("--inner", type=int, required=True, help="the inner fold of that outer training set")
+    p.add_argument("--chunk", type=int, required=True, help="the chunk of the grid (grid_chunk_size points)")
+    p = stages.add_parser("refit", help="select, refit and test on one outer fold")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--target", type=int, help=target)
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p = stages.add_parser("permute", help="the whole analysis of a chunk of permutations of y, on one outer fold")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--target", type=int, help=target)
+    p.add_argument("--perm", type=int, required=True, help="the chunk of permutations (permutation_chunk_size)")
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p = stages.add_parser("gather", help="gather the outer folds into results.json and results.npz")
+    p.add_argument("workdir", help=workdir)
+    p = stages.add_parser(
+        "batch", help="run the tasks a batch file lists, in turn, in this process",
+        description="Run each task FILE lists in turn, in this one process (one interpreter start-up for "
+                    "all), each with its own outputs and log (logs/<task>.log), as its own command would; "
+                    "skip those complete (as --if-incomplete), go on after a failure, and exit with status 1 "
+                    "if any failed. Prints '<task>: running' then '<task>: done' (or '<task>: complete, skipped'); a "
+                    "failure goes to stderr as '<task>: failed: ...'.")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--file", required=True, help="the batch file, relative to the workdir (batches/...json)")
+    return parser
 
-    workdir = Path(args.workdir).resolve()
-    verification = verify(workdir)  # every input hashed: what is signed is what the manifest says
-    if not verification.ok:
-        sys.exit(f"{verification}\nmempamal: {workdir} not signed: its inputs do not match its manifest")
-    print(_describe(workdir))
-    if is_trusted(workdir):
-        print(f"mempamal: {workdir} is already signed with your key ({key_path()})")
-        return
-    if not args.yes:
-        if not sys.stdin.isatty():
-            sys.exit("mempamal: not signed: stdin is not a terminal; after reviewing the above, run again "
-                     "with --yes")
-        answer = input(f"Sign {workdir} with your key, so that its tasks run as you? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            sys.exit("mempamal: not signed")
-    sign(workdir)
-    print(f"mempamal: signed {workdir} with your key ({key_path()})")
 
-
-def _describe(workdir) -> str:
-    """What a workdir's tasks import and run, read from its files without importing anything."""
-    from .experiment.allowlist import _SAFE_BUILTINS, DEFAULT_PACKAGES, refusal
-    from .experiment.encoding import references_of
-    from .workdir.files import read_json
-    from .workdir.layout import EXPERIMENT
-    from .workdir.manifest import read_manifest
-    from .workdir.workflow import load_workflow, task_command
-
-    doc = read_json(workdir / EXPERIMENT)
-    packages = doc.get("packages") if isinstance(doc, dict) else None
-    if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
-        raise ValueError(f"{workdir / EXPERIMENT}: 'packages' must be a list of names, not {packages!r:.80}")
-    allowed = DEFAULT_PACKAGES | set(packages)
-    extra = sorted(set(packages) - DEFAULT_PACKAGES)
-    lines = [f"{workdir}", f"  packages its tasks may import (beyond {', '.join(sorted(DEFAULT_PACKAGES))}): "
-             + (", ".join(f"{p} (REFUSED: {refusal(p, allowed)})" if refusal(p, allowed) else p for p in extra)
-                or "none")]
-    lines.append("  classes and functions it imports:")
-    for dotted in sorted(references_of(doc)):
-        why = None if dotted in _SAFE_BUILTINS else refusal(dotted.split(".")[0], allowed)
-        lines.append(f"    {dotted}" + (f"  (REFUSED: {why})" if why else ""))
-    lines.append("  data (sha256 as in the manifest, checked):")
-    for name, entry in sorted((read_manifest(workdir) or {}).items()):
-        lines.append(f"    {name}  {entry['size']} bytes  {entry['sha256'][:16]}")
-    workflow = load_workflow(workdir)
-    odd = [t for t in workflow.tasks if t.command != task_command(workflow.python, t.id)]
-    lines.append(f"  commands: {len(workflow.tasks)} tasks, run as `{workflow.python} -P -m mempamal task ...`")
-    for t in odd:
-        lines.append(f"    NOT a mempamal task command: {t.name}: {t.shell_command()}")
-    return "\n".join(lines)
+def task_id_of(args: argparse.Namespace) -> TaskId:
+    """The identity of the task that parsed command-line arguments name."""
+    return TaskId(args.stage, **{f: getattr(args, f) for f, _ in INDICES if getattr(args, f, None) is not None})

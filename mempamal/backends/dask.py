@@ -54,7 +54,7 @@ def _run_on_worker(workdir: str, task_id: dict, threads: int | None, *dependenci
         return
     from threadpoolctl import threadpool_limits
 
-    from ..tasks.stages import run_task
+    from ..tasks import run_task
 
     with _ONE_TASK_PER_PROCESS, threadpool_limits(limits=threads):
         run_task(workdir, task_id, task_id.log)

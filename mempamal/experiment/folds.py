@@ -1,4 +1,5 @@
-"""Outer and inner cross-validation folds, computed once and frozen in folds.npz.
+"""Outer and inner cross-validation folds, computed once (at write) and frozen in folds.npz
+(written and read by :mod:`mempamal.workdir.folds`).
 
 Inner folds split each outer training set exactly as GridSearchCV would split
 the data it is given, and are stored relative to that training set. Freezing
@@ -8,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..workdir.files import WRITTEN_BY_WRITE, atomic_open, reading
-from ..workdir.layout import FOLDS as FOLDS_FILE
+from ..workdir.layout import target_prefix, unprefixed
+from ..workdir.tabular import is_pandas
 
 
 def compute_folds(estimator, cv, inner_cv, X, y, groups, where: str = "") -> dict[str, np.ndarray]:
@@ -46,6 +46,44 @@ def compute_folds(estimator, cv, inner_cv, X, y, groups, where: str = "") -> dic
             arrays[f"inner_train_{o}_{i}"] = np.asarray(inner_train, dtype=np.intp)
             arrays[f"inner_test_{o}_{i}"] = np.asarray(inner_test, dtype=np.intp)
     return arrays
+
+
+def compute_target_folds(estimator, cv, inner_cv, X, y, groups, targets: list[int | None], *,
+                         with_search: bool) -> dict[str, np.ndarray]:
+    """Every analysis' folds, each under its target's prefix: the arrays of folds.npz.
+
+    ``targets``: the columns of y analysed apart, or ``[None]`` for y as a whole. Every target
+    must split into as many folds as the first: the tasks are laid out once for all.
+    """
+    fold_arrays: dict[str, np.ndarray] = {}
+    for t in targets:
+        where = "" if t is None else f" (target {t}, column {t} of y)"
+        arrays = compute_folds(estimator, cv, inner_cv, X, column(y, t), groups, where)
+        n_outer, n_inner = count_folds(arrays)
+        if n_outer == 0 or (with_search and min(n_inner) == 0):
+            raise ValueError("cv / inner_cv: the splitter produced no folds")
+        if t:
+            check_same_counts((n_outer, n_inner), count_folds(fold_arrays_of(fold_arrays, 0)), where)
+        fold_arrays.update(prefixed(arrays, target_prefix(t)))
+    return fold_arrays
+
+
+def column(y: np.ndarray, target: int | None) -> np.ndarray:
+    """The y of one target's analysis (the whole y when targets are not analysed apart)."""
+    return y if target is None else y[:, target]
+
+
+def fold_arrays_of(fold_arrays: dict[str, np.ndarray], target: int | None) -> dict[str, np.ndarray]:
+    """One target's folds, without their prefix (None: y as a whole, whose folds have none)."""
+    return unprefixed(fold_arrays, target_prefix(target))
+
+
+def check_same_counts(counts: tuple[int, list[int]], expected: tuple[int, list[int]], where: str) -> None:
+    """Refuse a split whose (outer, inner) fold counts differ from the first analysis'."""
+    if counts != expected:
+        raise ValueError(f"cv / inner_cv: the splitter gives {counts[0]} outer folds and {counts[1]} inner folds"
+                         f"{where}, but {expected[0]} and {expected[1]} for the first target (or the unpermuted y); "
+                         "every analysis needs the same number of folds: use a splitter with a fixed n_splits")
 
 
 # scikit-learn's words in a splitter's error -> what to do about it.
@@ -87,60 +125,6 @@ def prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
     return {f"{prefix}{k}": v for k, v in arrays.items()}
 
 
-def target_prefix(target: int | None) -> str:
-    """The prefix of a target's folds in folds.npz (each target of ``per_target`` has its own split)."""
-    return "" if target is None else f"t{target}_"
-
-
-def permutation_prefix(p: int) -> str:
-    """The prefix of permutation ``p``'s folds in its chunk's file of permuted folds."""
-    return f"p{p}_"
-
-
-def save_folds(workdir: Path, arrays: dict[str, np.ndarray], path: str = FOLDS_FILE) -> str:
-    with atomic_open(workdir / path) as f:
-        np.savez(f, **arrays)
-    return path
-
-
-class Folds:
-    """Lazy access to folds.npz (or a file of permuted folds): only the arrays a task asks for are read.
-
-    ``prefix`` selects one split among several in the file (a target's, a permutation's).
-    """
-
-    def __init__(self, workdir: Path, path: str = FOLDS_FILE, prefix: str = "") -> None:
-        self._path = workdir / path
-        self._prefix = prefix
-        with reading(self._path, WRITTEN_BY_WRITE):
-            self._npz = np.load(self._path, allow_pickle=False)
-
-    def with_prefix(self, prefix: str) -> "Folds":
-        """The same file, another split in it."""
-        other = object.__new__(Folds)
-        other._path, other._npz, other._prefix = self._path, self._npz, prefix
-        return other
-
-    def has_split(self) -> bool:
-        """Whether the file holds this split (a permutation's folds are stored only when they differ)."""
-        return f"{self._prefix}outer_train_0" in self._npz.files
-
-    def _get(self, key: str) -> np.ndarray:
-        with reading(self._path, WRITTEN_BY_WRITE):  # members are read (and may fail) only now
-            return self._npz[self._prefix + key]
-
-    def outer(self, o: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._get(f"outer_train_{o}"), self._get(f"outer_test_{o}")
-
-    def inner(self, o: int, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Inner train/test indices of outer fold ``o``, relative to the whole data."""
-        outer_train = self._get(f"outer_train_{o}")
-        return outer_train[self._get(f"inner_train_{o}_{i}")], outer_train[self._get(f"inner_test_{o}_{i}")]
-
-    def close(self) -> None:
-        self._npz.close()
-
-
 def subset(array: Any, indices: np.ndarray) -> Any:
     """Rows ``indices`` of a (memory-mapped, sparse or dense) array, as an in-memory array.
 
@@ -149,8 +133,6 @@ def subset(array: Any, indices: np.ndarray) -> Any:
     """
     if array is None:
         return None
-    from ..workdir.tabular import is_pandas
-
     if is_pandas(array):
         return array.take(indices)
     rows = array[indices]

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..workdir.document import ExperimentDoc
+from .folds import subset
+
 
 class _Key:
     """Stands in for a params value while routing: tells which key ended where."""
@@ -99,29 +102,27 @@ def _per_metric(scorer, kwargs: dict, enabled: bool, metrics: list[str]) -> dict
 
 def select(values: dict[str, Any], routing: dict[str, str], indices) -> dict[str, Any]:
     """The keyword arguments of one call: ``routing``'s params, rows ``indices`` of each."""
-    from .folds import subset
-
     return {arg: subset(values[key], indices) for arg, key in routing.items()}
 
 
-def fold_params(workdir, doc: dict, stage: str, train, test) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def fold_params(routing: dict | None, values: dict[str, Any], stage: str, train, test
+                ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The fit keywords (rows ``train``) and each metric's score keywords (rows ``test``) of a fit
-    of ``stage`` ("inner": a map task's fit; "outer": a refit and its outer test)."""
-    routing = doc.get("params")
+    of ``stage`` ("inner": a map task's fit; "outer": a refit and its outer test).
+
+    ``routing`` is the document's ``params`` (where each goes), ``values`` the per-sample
+    params by name, read once by the task (they are indexed here, split by split).
+    """
     if not routing:
         return {}, {}
-    from ..workdir.data import load_params
-
-    values = load_params(workdir, doc["data"])
     scores = routing["inner_score" if stage == "inner" else "outer_score"]
     return select(values, routing["fit"], train), {m: select(values, r, test) for m, r in scores.items()}
 
 
-def apply_config(doc: dict) -> None:
+def apply_config(doc: ExperimentDoc) -> None:
     """Set scikit-learn's metadata routing as it was at write() when the experiment has params
     (without params, routing changes nothing a task does)."""
-    routing = doc.get("params")
-    if routing:
+    if doc.params:
         import sklearn
 
-        sklearn.set_config(enable_metadata_routing=routing["metadata_routing"])
+        sklearn.set_config(enable_metadata_routing=doc.params["metadata_routing"])

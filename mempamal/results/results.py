@@ -8,8 +8,12 @@ from typing import Any
 import numpy as np
 
 from ..experiment.encoding import decode
+from ..workdir.document import ExperimentDoc
 from ..workdir.files import load_arrays, read_json
-from ..workdir.layout import EXPERIMENT, RESULTS_JSON, RESULTS_NPZ
+from ..workdir.layout import target_prefix, unprefixed
+from ..workdir.paths import Workdir
+from ._optional import require
+from .plots import plot_permutations, plot_results
 
 
 class Results:
@@ -31,6 +35,10 @@ class Results:
         Per outer fold, the test predictions and the test samples' indices.
     predictions : ndarray of shape (n_samples, ...)
         The outer test predictions in sample order, as ``cross_val_predict`` gives them.
+    experiment : ExperimentDoc
+        The experiment's document (experiment.json): its folds, candidates, scoring...
+    n_inner : list of int or None
+        The inner folds of each outer fold (None without a search).
     targets : list of Results or None
         With ``per_target=True``: each target's own results (the attributes above, for that
         column of y). The attributes above then gain a leading target axis: ``test_scores[m]``
@@ -53,9 +61,11 @@ class Results:
     DataFrame and ``plot()`` a matplotlib figure (``pip install 'mempamal[plot]'``).
     """
 
-    def __init__(self, workdir: Path, doc: dict, arrays: dict[str, np.ndarray], experiment: dict) -> None:
-        packages = experiment.get("packages", [])
+    def __init__(self, workdir: Path, doc: dict, arrays: dict[str, np.ndarray], experiment: ExperimentDoc) -> None:
+        packages = experiment.packages
         self.workdir = workdir
+        self.experiment = experiment
+        self.n_inner: list[int] | None = experiment.n_inner
         self.metrics: list[str] = doc["metrics"]
         self.refit: str = doc["refit"]
         self.n_outer: int = doc["n_outer"]
@@ -64,7 +74,6 @@ class Results:
         self._doc = doc
         self._arrays = arrays
         self._packages = packages
-        self._experiment = experiment
         self._candidates: list[dict] | None = None
         self.targets: list[Results] | None = None
         self._read_permutations(doc, arrays)
@@ -83,12 +92,11 @@ class Results:
         self.test_indices = [arrays[f"test_indices_{o}"] for o in range(self.n_outer)]
         self.test_predictions = [arrays.get(f"test_predictions_{o}") for o in range(self.n_outer)]
 
-    def _stack_targets(self, doc: dict, arrays: dict, experiment: dict) -> None:
+    def _stack_targets(self, doc: dict, arrays: dict, experiment: ExperimentDoc) -> None:
         """Each target's own Results, and the attributes stacked over targets."""
         self.targets = []
         for t, part in enumerate(doc["targets"]):
-            prefix = f"t{t}_"
-            own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            own = unprefixed(arrays, target_prefix(t))
             view_doc = {**{k: v for k, v in doc.items() if k not in ("targets", "permutation")}, **part,
                         "per_target": False}
             self.targets.append(Results(self.workdir, view_doc, own, experiment))
@@ -170,11 +178,8 @@ class Results:
         html = "<br>".join(_html_table(cls, header, rows) for cls, header, rows in tables)
         return Summary(text, f"<div class='mempamal-results'>{html}</div>")
 
-    def _summary_html(self) -> str:
-        return self.summary()._repr_html_()
-
     def _repr_html_(self) -> str:
-        return f"<p><b>mempamal results</b> of <code>{self.workdir}</code></p>" + self._summary_html()
+        return f"<p><b>mempamal results</b> of <code>{self.workdir}</code></p>" + self.summary().html
 
     def _fold_dict(self) -> dict:
         def num(v: float) -> float | None:
@@ -222,7 +227,7 @@ class Results:
         Columns: ``test_<metric>`` per metric, ``fit_time``, ``score_time`` and, with a
         search, ``param_<name>`` per parameter of the best candidate.
         """
-        pd = _require("pandas", "Results.to_frame()")
+        pd = require("pandas", "Results.to_frame()")
         if self.per_target:  # one row per target and outer fold
             return pd.concat([view.to_frame() for view in self.targets], keys=range(self.n_targets),
                              names=["target"])
@@ -239,9 +244,9 @@ class Results:
     @property
     def candidates(self) -> list[dict] | None:
         """The grid points (or sampled settings) searched, in their order; None without a search."""
-        if self._candidates is None and self._doc["search"] is not None:
+        if self._candidates is None and self.experiment.with_search:
             self._candidates = [{k: decode(v, self._packages) for k, v in c.items()}
-                                for c in self._experiment["candidates"]]
+                                for c in self.experiment.candidates]
         return self._candidates
 
     def cv_results(self, outer: int, target: int | None = None) -> dict[str, Any]:
@@ -262,8 +267,8 @@ class Results:
             raise ValueError(f"outer: expected an outer fold index in [0, {self.n_outer}), got {outer!r}")
         from scipy.stats import rankdata
 
-        n_inner = self._experiment["n_inner"][outer]
-        single = _single_metric(self._experiment["scoring"])
+        n_inner = self.n_inner[outer]
+        single = _single_metric(self.experiment.scoring)
         out: dict[str, Any] = {}
         for key, name in (("fit_time", "fit_time"), ("score_time", "score_time")):
             t = self._arrays[f"inner_{key}"][outer, :, :n_inner]
@@ -308,7 +313,7 @@ class Results:
         if any(p is None for p in self.test_predictions):
             raise ValueError("predictions: the estimator has no predict(), so no predictions were stored")
         indices = np.concatenate(self.test_indices)
-        n = self._experiment["n_samples"]
+        n = self.experiment.n_samples
         if len(indices) != n or len(np.unique(indices)) != n:
             raise ValueError("predictions: the outer folds do not test every sample exactly once (not a "
                              "partition); use test_predictions and test_indices, per fold")
@@ -344,8 +349,6 @@ class Results:
         -------
         matplotlib.figure.Figure
         """
-        from .plots import plot_permutations, plot_results
-
         if self.n_permutations:
             return plot_permutations(self, metric or self.refit)
         if self.per_target:
@@ -365,6 +368,11 @@ class Summary(str):
         self = super().__new__(cls, text)
         self._html = html
         return self
+
+    @property
+    def html(self) -> str:
+        """The same tables as HTML (what a notebook shows; the report embeds it)."""
+        return self._html
 
     def _repr_html_(self) -> str:
         return self._html
@@ -418,16 +426,6 @@ def _json_value(v: Any) -> Any:
     return repr(v)
 
 
-def _require(module: str, what: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"{what} needs {module}, which is not installed: "
-                          f"pip install 'mempamal[plot]' (or pip install {module})") from None
-
-
 def _format_params(params: dict[str, Any]) -> str:
     def show(v: Any) -> str:
         v = v.item() if isinstance(v, np.generic) else v
@@ -444,12 +442,12 @@ def load_results(workdir: str | os.PathLike) -> Results:
     FileNotFoundError
         When the run has not finished (its final task has not written results.json).
     """
-    workdir = Path(workdir)
-    path = workdir / RESULTS_JSON
+    paths = Workdir.of(workdir)
+    path = paths.results_json
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no results yet; run the workflow first (mempamal.run or `mempamal run {workdir}`)"
         )
     doc = read_json(path)
-    _, arrays = load_arrays(workdir / RESULTS_NPZ)
-    return Results(workdir, doc, arrays, read_json(workdir / EXPERIMENT))
+    _, arrays = load_arrays(paths.results_npz)
+    return Results(paths.root, doc, arrays, paths.read_experiment())

@@ -38,9 +38,37 @@ GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, SIGNATURE, DATA_DIR, PERMUTE
              PERMUTATIONS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ)
 
 
+def chunk_count(n_items: int, chunk_size: int) -> int:
+    """How many chunks of at most ``chunk_size`` items hold ``n_items`` (the last may hold fewer).
+
+    The one ceiling division behind every count of chunks: of the grid (map tasks), of the
+    permutations (permute tasks), of the tasks (batches).
+    """
+    return -(-n_items // chunk_size)
+
+
 def permuted_folds(target: int | None, chunk: int) -> str:
     """The file of the permuted folds of one target (None: y as a whole) and chunk of permutations."""
     return f"{PERMUTED_FOLDS_DIR}/{'' if target is None else f't{target}-'}p{chunk}.npz"
+
+
+# -- keys inside a file ---------------------------------------------------------------
+# With targets analysed apart, folds.npz and results.npz hold one set of arrays per target,
+# each under its target's prefix; y as a whole has none.
+
+def target_prefix(target: int | None) -> str:
+    """The prefix of a target's arrays in folds.npz and results.npz ("" for y as a whole)."""
+    return "" if target is None else f"t{target}_"
+
+
+def permutation_prefix(p: int) -> str:
+    """The prefix of permutation ``p``'s folds in its chunk's file of permuted folds."""
+    return f"p{p}_"
+
+
+def unprefixed(arrays: dict, prefix: str) -> dict:
+    """The arrays of ``arrays`` under ``prefix``, without it (all of them for "")."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 # -- a task ---------------------------------------------------------------------------
 STAGES = ("map", "refit", "permute", "gather")

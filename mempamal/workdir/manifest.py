@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .files import InputFileError, read_json, write_json
 from .layout import MANIFEST
+from .paths import Workdir
 
 FORMAT = "mempamal/manifest-1"
 OK, CHANGED, MISSING = "ok", "changed", "missing"
@@ -43,13 +44,13 @@ def _entry(path: Path) -> dict:
 
 def write_manifest(workdir: str | os.PathLike, files: list[str]) -> None:
     """Record the size, mtime and hash of ``files`` (relative to ``workdir``) in manifest.json, atomically."""
-    workdir = Path(workdir)
-    write_json(workdir / MANIFEST, {"format": FORMAT, "files": {name: _entry(workdir / name) for name in files}})
+    paths = Workdir.of(workdir)
+    write_json(paths.manifest_json, {"format": FORMAT, "files": {name: _entry(paths.path(name)) for name in files}})
 
 
 def read_manifest(workdir: str | os.PathLike) -> dict | None:
     """The manifest's ``files`` (name to size, mtime_ns, sha256); None without a manifest (an older workdir)."""
-    path = Path(workdir) / MANIFEST
+    path = Workdir.of(workdir).manifest_json
     try:
         doc = read_json(path)
     except FileNotFoundError:
@@ -68,12 +69,12 @@ def quick_changes(workdir: str | os.PathLike) -> dict[str, str]:
 
     One ``stat`` per file, no reading; {} when nothing differs or there is no manifest.
     """
-    workdir = Path(workdir)
-    files = read_manifest(workdir) or {}
+    paths = Workdir.of(workdir)
+    files = read_manifest(paths) or {}
     changes = {}
     for name, entry in files.items():
         try:
-            st = (workdir / name).stat()
+            st = paths.path(name).stat()
         except FileNotFoundError:
             changes[name] = "missing"
             continue
@@ -184,5 +185,5 @@ def verify(workdir: str | os.PathLike, *, update: bool = False) -> Verification:
             files[name] = now
             result.updated.append(name)
     if result.updated:
-        write_json(workdir / MANIFEST, {"format": FORMAT, "files": files})
+        write_json(Workdir.of(workdir).manifest_json, {"format": FORMAT, "files": files})
     return result

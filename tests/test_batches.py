@@ -31,7 +31,7 @@ def test_plan_groups_a_stage_in_nearly_equal_batches_with_their_dependencies(tmp
     # One per task: every batch is its task, with its task's command, dependencies and files.
     single = plan_batches(tasks, batch_size=1)
     assert names(single) == [(t.name, [t.name], t.dependencies) for t in tasks]
-    assert [b.command("py", if_incomplete=True, log=True)[3:] for b in single[:1]] == [
+    assert [b.command("py", if_incomplete=True, log=True)[4:] for b in single[:1]] == [
         ["task", "--if-incomplete", "--log", "logs/map-o0-i0-c0.log", "map", ".", "--outer", "0", "--inner", "0",
          "--chunk", "0"]]
     assert (single[0].stdout, single[0].stderr) == ("logs/map-o0-i0-c0.out", "logs/map-o0-i0-c0.log")

@@ -382,7 +382,7 @@ def test_workflow_json_is_signed_too(tmp_path):
 def test_every_entry_point_refuses_before_any_log(tmp_path):
     """The batch command, run_task (the local back-end's workers) and the Dask workers' function."""
     from mempamal.backends.dask import _run_on_worker
-    from mempamal.tasks.stages import run_task
+    from mempamal.tasks import run_task
     from mempamal.workdir.batches import plan_batches, write_batch_files
     from mempamal.workdir.layout import TaskId
 
@@ -438,7 +438,7 @@ def test_trust_shows_what_the_decoder_refuses_and_unverified_inputs(tmp_path):
     workdir = five_steps(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "mempamal", "trust", str(workdir)], env=_env(),
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    assert "packages its tasks may import (beyond mempamal, numpy, scipy, sklearn): _pickle (REFUSED: " in proc.stdout
+    assert "packages its tasks may import (beyond mempamal, numpy, scipy, sklearn): _pickle  (REFUSED: " in proc.stdout
     assert "    _pickle.loads  (REFUSED: '_pickle' is never allowed" in proc.stdout
     X = np.load(workdir / "data" / "X.npy")
     np.save(workdir / "data" / "X.npy", X[:-1])  # not the manifest's: nothing is shown, nothing signed

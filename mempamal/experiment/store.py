@@ -18,6 +18,7 @@ from ..workdir.files import InputFileError, write_json
 from ..workdir.folds import save_folds
 from ..workdir.layout import EXPERIMENT, GENERATED, PERMUTATIONS, WORKFLOW
 from ..workdir.manifest import quick_changes, read_manifest, write_manifest
+from ..workdir.trust import is_trusted, sign
 from ..workdir.workflow import build_workflow, save_workflow
 from .compile import Compiled
 
@@ -44,7 +45,7 @@ def store(compiled: Compiled, workdir: str | os.PathLike, *, python: str, overwr
     previous = _read_previous(workdir)
     same = (previous is not None and previous.get("fingerprint") == compiled.doc["fingerprint"]
             and (workdir / WORKFLOW).exists())
-    if same and _inputs_intact(workdir):
+    if same and _inputs_intact(workdir) and is_trusted(workdir):
         return workdir  # the same experiment: keep its finished outputs
     if previous is not None and not same and not overwrite:
         raise FileExistsError(
@@ -53,7 +54,8 @@ def store(compiled: Compiled, workdir: str | os.PathLike, *, python: str, overwr
         )
     if not same:
         _clear(workdir)
-    # else: the same experiment, its inputs edited since (or never recorded in a manifest):
+    # else: the same experiment, its inputs edited since (or never recorded in a manifest, or not signed
+    # by this user's key: experiment.json may have been edited keeping its fingerprint):
     # write them again, keeping the finished outputs, which match them.
     _check_writable(workdir)
     doc = {**compiled.doc, "data": save_data(workdir, compiled.X, compiled.y, compiled.groups, compiled.params)}
@@ -67,6 +69,7 @@ def store(compiled: Compiled, workdir: str | os.PathLike, *, python: str, overwr
     write_manifest(workdir, inputs + [EXPERIMENT])
     # workflow.json last: its presence marks a completely written workdir.
     save_workflow(workdir, build_workflow(doc, python))
+    sign(workdir)  # with this user's key: tasks run only what it signed (workdir.trust)
     return workdir
 
 

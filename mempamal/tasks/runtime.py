@@ -17,6 +17,7 @@ from ..workdir.files import InputFileError, write_json
 from ..workdir.layout import TaskId
 from ..workdir.lock import Holder
 from ..workdir.paths import Workdir
+from ..workdir.trust import check_trusted
 from ..workdir.workflow import is_complete
 from .context import Context
 from .gather import run_gather
@@ -49,6 +50,7 @@ def run_task(workdir: str | os.PathLike, task_id: TaskId, log: str | os.PathLike
         Relative to the workdir; default: this process's stdout and stderr.
     """
     paths = Workdir.of(workdir)
+    check_trusted(paths.root)  # before its log, its record, and anything of the workdir is decoded
     with _running_record(paths, task_id):
         if log is None:
             execute(paths, task_id)

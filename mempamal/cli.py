@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("workdir", help="a directory whose workflow has completed")
     p.add_argument("--json", action="store_true",
                    help="print machine-readable JSON (per-fold scores, summary, best parameters)")
+    p.add_argument("--partial", action="store_true",
+                   help="before the workflow ends: what the finished tasks allow (the outer folds done, the "
+                        "permutations done so far), marked as partial")
 
     p = commands.add_parser(
         "report", help="write an HTML report (table and plots) or a PNG figure",
@@ -290,7 +293,7 @@ def _command(args: argparse.Namespace) -> None:
     if args.command == "results":
         from .results.results import load_results
 
-        res = load_results(args.workdir)
+        res = load_results(args.workdir, partial=args.partial)
         print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
         return
     if args.command == "report":

@@ -289,8 +289,9 @@ class Results:
             raise ValueError("cv_results: this experiment has no inner search (no param_grid or "
                              "param_distributions)")
         if not isinstance(outer, (int, np.integer)) or outer not in self.outer_folds:
-            raise ValueError(f"outer: expected one of the outer folds {self.outer_folds}"
-                             + (" (the folds done so far)" if self.partial else "") + f", got {outer!r}")
+            folds = (f"one of the outer folds {self.outer_folds} (the folds done so far)" if self.partial
+                     else f"an outer fold index in [0, {self.n_outer})")
+            raise ValueError(f"outer: expected {folds}, got {outer!r}")
         from scipy.stats import rankdata
 
         n_inner = self._experiment["n_inner"][outer]

@@ -29,6 +29,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true",
                    help="when another run holds the workdir (its run.lock), wait for it to end instead of "
                         "refusing at once")
+    p.add_argument("--detach", action="store_true",
+                   help="hand the run over and return at once (SLURM: job arrays; a Dask scheduler: "
+                        "fire-and-forget futures; local, soma-workflow: a background process of this machine); "
+                        "follow it with `mempamal status`, stop it with `mempamal cancel`")
+    p.add_argument("--detached-process", action="store_true", help=argparse.SUPPRESS)  # submit()'s child
+
+    p = commands.add_parser(
+        "cancel", help="stop a run submitted with --detach (or mempamal.submit)",
+        description="Stop the run last submitted for WORKDIR with its scheduler's own cancel (scancel, a Dask "
+                    "cancel) or by ending its background process and workers. Tasks done stay done: run or "
+                    "submit again to resume.")
+    p.add_argument("workdir", help="a directory whose run was submitted")
 
     from .export import EXPORTERS
 
@@ -237,6 +249,17 @@ def _command(args: argparse.Namespace) -> None:
         from .workdir.manifest import DataChangedError
 
         try:
+            if args.detached_process:
+                from .submission import run_detached_process
+
+                return run_detached_process(args.workdir)
+            if args.detach:
+                from .submission import submit
+
+                submission = submit(args.workdir, backend=args.backend, resume=args.resume, **options)
+                print(f"mempamal: {len(submission.record['todo'])} tasks {submission.describe()}; follow with: "
+                      f"mempamal status {args.workdir}; stop with: mempamal cancel {args.workdir}")
+                return
             report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
                          wait=args.wait, **options)
         except (LockError, DataChangedError) as e:
@@ -270,11 +293,23 @@ def _command(args: argparse.Namespace) -> None:
         n = len(load_workflow(workdir).tasks)
         print(f"mempamal: wrote {workdir} ({n} tasks); run it with: mempamal run {workdir}")
         return
+    if args.command == "cancel":
+        from .submission import attach
+
+        submission = attach(args.workdir)
+        submission.cancel()
+        print(f"mempamal: cancelled; {submission.status()}")
+        return
     if args.command == "status":
+        from .submission import attach
         from .workdir.status import FAILED, LOST, workflow_status
 
         status = workflow_status(args.workdir)
-        print(json.dumps(status.to_dict(), indent=1) if args.json else status)
+        submission = attach(args.workdir, missing_ok=True)
+        if args.json:
+            print(json.dumps({**status.to_dict(), "submission": submission and submission.to_dict()}, indent=1))
+        else:
+            print(status if submission is None else f"{status}\n{submission.describe()}")
         if status.names(FAILED) or status.names(LOST):
             sys.exit(1)
         return

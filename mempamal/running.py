@@ -16,7 +16,7 @@ from .workdir.layout import EXPERIMENT
 from .workdir.lock import print_to_stderr, run_lock
 from .workdir.manifest import check_unchanged
 from .workdir.status import record_alive, running_records
-from .workdir.workflow import experiment_fingerprint, load_workflow, tasks_to_do
+from .workdir.workflow import Workflow, experiment_fingerprint, load_workflow, tasks_to_do
 
 
 def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = True, progress: bool = True,
@@ -60,13 +60,8 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
         modification time, against manifest.json), naming each file and the fix.
     """
     workdir = Path(workdir).resolve()
-    workflow = load_workflow(workdir)
     executor = create_backend(backend, **options)
-    fingerprint = experiment_fingerprint(workdir)
-    if fingerprint is None:
-        raise FileNotFoundError(f"{workdir / EXPERIMENT}: missing or unreadable; write the "
-                                "experiment again (Experiment.write)")
-    check_unchanged(workdir)  # before anything runs on inputs edited since write()
+    workflow, fingerprint = prepare(workdir)
     with run_lock(workdir, wait=wait, on_wait=print_to_stderr):
         report = RunReport(workdir)
         todo, done = tasks_to_do(workdir, workflow, resume, fingerprint)
@@ -85,6 +80,25 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     if report.names(FAILED) or report.names(NOT_RUN):
         raise WorkflowError(report, workflow)
     return report
+
+
+def prepare(workdir: Path) -> tuple[Workflow, str]:
+    """The checks before anything runs, once for the whole run (not once per task): (workflow, fingerprint).
+
+    Raises
+    ------
+    FileNotFoundError
+        For a missing workflow.json or experiment.json.
+    DataChangedError
+        When the data, folds or experiment.json changed since ``write()``.
+    """
+    workflow = load_workflow(workdir)
+    fingerprint = experiment_fingerprint(workdir)
+    if fingerprint is None:
+        raise FileNotFoundError(f"{workdir / EXPERIMENT}: missing or unreadable; write the "
+                                "experiment again (Experiment.write)")
+    check_unchanged(workdir)  # before anything runs on inputs edited since write()
+    return workflow, fingerprint
 
 
 def _clear_dead_records(workdir: Path, todo: list) -> None:

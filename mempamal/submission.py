@@ -166,7 +166,7 @@ class Submission:
                 raise LockError(f"{self.workdir}: the run was submitted from {holder.host}; cancel it there "
                                 f"(mempamal cancel {self.workdir})")
             if alive:
-                _stop_group(holder, self._process)
+                _stop_group(holder, self._process, self.workdir / SUBMISSION_REPORT)
             _clear_dead_records(self.workdir)
         self.record["cancelled"] = time.time()
         write_json(self.workdir / SUBMISSION, self.record)
@@ -176,20 +176,31 @@ class Submission:
         return load_results(self.workdir, partial=partial)
 
 
-def _stop_group(holder: Holder, process: subprocess.Popen | None) -> None:
-    """SIGTERM the detached process's group (it and its workers), SIGKILL whatever outlives the grace."""
+def _stop_group(holder: Holder, process: subprocess.Popen | None, report: Path) -> None:
+    """End the detached process, then its process group (its workers, its jobs).
+
+    SIGTERM to the process first: its run() is interrupted as by Ctrl-C (the run lock released,
+    a Soma-Workflow workflow deleted, its report written); then the group, SIGKILL last.
+    """
+    def wait_until(done, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if process is not None:
+                process.poll()  # reap it: a zombie keeps its group alive
+            if done():
+                return True
+            time.sleep(0.1)
+        return False
+
+    os.kill(holder.pid, signal.SIGTERM)
+    wait_until(lambda: report.exists() or not pid_alive(holder.pid, holder.pid_start), _STOP_GRACE)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(holder.pid, sig)  # its own session: the group is its pid
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + _STOP_GRACE
-        while time.monotonic() < deadline:
-            if process is not None:
-                process.poll()
-            if not pid_alive(holder.pid, holder.pid_start) and not _group_alive(holder.pid):
-                return
-            time.sleep(0.1)
+        if wait_until(lambda: not _group_alive(holder.pid), _STOP_GRACE / 2):
+            return
 
 
 def _group_alive(pgid: int) -> bool:
@@ -256,6 +267,7 @@ def submit(workdir: str | os.PathLike, backend: str = "local", *, resume: bool =
         record["detached"] = detached
         write_json(workdir / SUBMISSION, record)
         return Submission(workdir, record)
+    options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
     try:
         json.dumps(options)
     except TypeError:
@@ -313,6 +325,9 @@ def run_detached_process(workdir: str | os.PathLike) -> None:
         report = run(workdir, record["backend"], resume=record["resume"], progress=False, **record["options"])
     except WorkflowError as e:
         report = e.report
+    except KeyboardInterrupt:
+        doc["error"] = ["Cancelled", f"{workdir}: the run was cancelled; run or submit again to resume"]
+        report = None
     except Exception as e:
         doc["error"] = [type(e).__name__, str(e)]
         report = None

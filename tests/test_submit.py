@@ -15,7 +15,7 @@ from sklearn.datasets import make_regression
 from sklearn.model_selection import KFold
 
 import mempamal
-from mempamal import Experiment, attach, load_results, run, submit
+from mempamal import Experiment, attach, run, submit
 from mempamal.backends import WorkflowError
 from mempamal.workdir.layout import LOCK
 from mempamal.workdir.lock import LockError
@@ -77,7 +77,7 @@ def test_cancel_mid_run_then_resume(tmp_path, capsys):
         submit(detached)
     shown = subprocess.run([sys.executable, "-m", "mempamal", "status", str(detached)], capture_output=True,
                            text=True).stdout
-    assert f"submitted to local: process host" in shown and "; running" in shown
+    assert "submitted to local: process host" in shown and "; running" in shown
     partial = attach(detached).results(partial=True)
     assert partial.partial and partial.outer_folds == []  # maps done, no refit yet
 
@@ -118,3 +118,19 @@ def _alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_soma_workflow_light_mode_detached(tmp_path, monkeypatch):
+    from test_soma_workflow import write_iris_nested
+
+    monkeypatch.delenv("SOMA_WORKFLOW_CONFIG", raising=False)
+    soma_dir, local_dir = tmp_path / "soma", tmp_path / "local"
+    write_iris_nested(soma_dir)
+    write_iris_nested(local_dir)
+    submission = submit(soma_dir, backend="soma-workflow", isolated_light_mode=tmp_path / "swf", n_jobs=2,
+                        batch_size=1)
+    assert submission.record["options"]["isolated_light_mode"] == str(tmp_path / "swf")
+    report = attach(soma_dir).wait(progress=False)
+    assert len(report.names("done")) == 7
+    run(local_dir, n_jobs=2, progress=False)
+    assert_same_results(soma_dir, local_dir)

@@ -25,7 +25,7 @@ from .results.results import Results, load_results
 from .running import prepare, run
 from .workdir.files import read_json, write_json
 from .workdir.layout import RUNNING_DIR, SUBMISSION, SUBMISSION_LOG, SUBMISSION_REPORT
-from .workdir.lock import Holder, LockError, pid_alive, process_start, this_host
+from .workdir.lock import Holder, LockError, pid_alive, process_start, run_lock, this_host
 from .workdir.manifest import DataChangedError
 from .workdir.status import FAILED as STATUS_FAILED, WorkflowStatus, record_alive, running_records, workflow_status
 from .workdir.workflow import load_workflow, tasks_to_do
@@ -257,12 +257,16 @@ def submit(workdir: str | os.PathLike, backend: str = "local", *, resume: bool =
     if previous is not None and previous.running() is not False:
         raise LockError(f"{workdir}: a submitted run is in progress ({previous.describe()}); follow it with "
                         "mempamal.attach(workdir), or cancel it first (Submission.cancel(), mempamal cancel)")
-    todo, done = tasks_to_do(workdir, workflow, resume, fingerprint)
-    record = {"backend": backend, "resume": resume, "submitted": time.time(), "host": this_host(),
-              "todo": [t.name for t in todo], "skipped": [t.name for t in done],
-              "token": os.urandom(8).hex()}
-    (workdir / SUBMISSION_REPORT).unlink(missing_ok=True)
-    detached = executor.detach(workdir, workflow, todo)
+    with run_lock(workdir):  # not while a run() goes on; released before a background run() takes it
+        todo, done = tasks_to_do(workdir, workflow, resume, fingerprint)
+        record = {"backend": backend, "resume": resume, "submitted": time.time(), "host": this_host(),
+                  "todo": [t.name for t in todo], "skipped": [t.name for t in done],
+                  "token": os.urandom(8).hex()}
+        (workdir / SUBMISSION_REPORT).unlink(missing_ok=True)
+        for task in todo:  # as run(): stale outputs must not pass for fresh ones
+            for out in task.outputs:
+                (workdir / out).unlink(missing_ok=True)
+        detached = executor.detach(workdir, workflow, todo)
     if detached is not None:
         record["detached"] = detached
         write_json(workdir / SUBMISSION, record)

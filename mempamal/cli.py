@@ -185,6 +185,13 @@ def main(argv: list[str] | None = None) -> None:
         from .experiment.encoding import DecodingError
         from .tasks.stages import TaskInputError, run_task, task_id_of
 
+        from .workdir.layout import EXPERIMENT
+        from .workdir.manifest import DataChangedError, check_unchanged
+
+        try:  # a hand-run or exported task refuses an experiment.json edited since write(), as run() does
+            check_unchanged(args.workdir, only=[EXPERIMENT])
+        except DataChangedError as e:
+            sys.exit(f"mempamal: {e}")
         if args.stage == "batch":
             _task_batch(args)
             return

@@ -12,6 +12,7 @@ from pathlib import Path
 from .backends import create_backend
 from .backends.base import FAILED, NOT_RUN, RunReport, WorkflowError
 from .backends.progress import Progress
+from .workdir.files import read_json
 from .workdir.layout import EXPERIMENT
 from .workdir.lock import print_to_stderr, run_lock
 from .workdir.manifest import check_unchanged
@@ -98,7 +99,41 @@ def prepare(workdir: Path) -> tuple[Workflow, str]:
         raise FileNotFoundError(f"{workdir / EXPERIMENT}: missing or unreadable; write the "
                                 "experiment again (Experiment.write)")
     check_unchanged(workdir)  # before anything runs on inputs edited since write()
+    check_decodes(workdir)
     return workflow, fingerprint
+
+
+def check_decodes(workdir: Path) -> None:
+    """Decode experiment.json's estimator, candidates and scorers once, as every task would.
+
+    An error every task would hit (a class outside the trusted packages, a module that is not
+    installed) is then one error before anything is launched, not one per task (nor a queue
+    slot per task on a cluster).
+
+    Raises
+    ------
+    DecodingError
+        Naming experiment.json and what may not (or cannot) be loaded.
+    """
+    import sklearn
+
+    from .experiment.encoding import DecodingError, decode
+    from .experiment.scoring import build_scorers
+
+    doc = read_json(workdir / EXPERIMENT)
+    packages = doc.get("packages", [])
+    routing = doc.get("params") or {}
+    try:
+        # The routing of write() (tasks set it too), without changing this process's configuration.
+        with sklearn.config_context(enable_metadata_routing=routing.get("metadata_routing", False)):
+            decode(doc["estimator"], packages)
+            for candidate in doc.get("candidates") or []:
+                for value in candidate.values():
+                    decode(value, packages)
+            build_scorers(doc["scoring"], packages)
+            decode(doc["error_score"], packages)
+    except DecodingError as e:
+        raise DecodingError(f"{workdir / EXPERIMENT}: {e}; nothing was run") from e
 
 
 def _clear_dead_records(workdir: Path, todo: list) -> None:

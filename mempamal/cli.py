@@ -245,38 +245,42 @@ def _task_batch(args: argparse.Namespace) -> None:
                  f"{', '.join(map(str, failed))}; see their logs")
 
 
+def _run_command(args: argparse.Namespace) -> None:
+    """``mempamal run``: in this process, detached (``--detach``), or as a submission's background process."""
+    from .backends import WorkflowError
+    from .running import run
+
+    # Only the options given (absent flags are not in the namespace): run() checks them.
+    options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
+    from .workdir.lock import LockError
+    from .workdir.manifest import DataChangedError
+
+    try:
+        if args.detached_process:
+            from .submission import run_detached_process
+
+            return run_detached_process(args.workdir)
+        if args.detach:
+            from .submission import submit
+
+            submission = submit(args.workdir, backend=args.backend, resume=args.resume, **options)
+            print(f"mempamal: {len(submission.record['todo'])} tasks {submission.describe()}; follow with: "
+                  f"mempamal status {args.workdir}; stop with: mempamal cancel {args.workdir}")
+            return
+        report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
+                     wait=args.wait, **options)
+    except (LockError, DataChangedError) as e:
+        sys.exit(f"mempamal: {e}")
+    except WorkflowError as e:
+        sys.exit(str(e))
+    except (ConnectionError, RuntimeError) as e:  # unreachable scheduler, sbatch refusing
+        sys.exit(f"mempamal: error: {e}")
+    print(f"mempamal: {report.summary()}")
+
+
 def _command(args: argparse.Namespace) -> None:
     if args.command == "run":
-        from .backends import WorkflowError
-        from .running import run
-
-        # Only the options given (absent flags are not in the namespace): run() checks them.
-        options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
-        from .workdir.lock import LockError
-        from .workdir.manifest import DataChangedError
-
-        try:
-            if args.detached_process:
-                from .submission import run_detached_process
-
-                return run_detached_process(args.workdir)
-            if args.detach:
-                from .submission import submit
-
-                submission = submit(args.workdir, backend=args.backend, resume=args.resume, **options)
-                print(f"mempamal: {len(submission.record['todo'])} tasks {submission.describe()}; follow with: "
-                      f"mempamal status {args.workdir}; stop with: mempamal cancel {args.workdir}")
-                return
-            report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
-                         wait=args.wait, **options)
-        except (LockError, DataChangedError) as e:
-            sys.exit(f"mempamal: {e}")
-        except WorkflowError as e:
-            sys.exit(str(e))
-        except ConnectionError as e:
-            sys.exit(f"mempamal: error: {e}")
-        print(f"mempamal: {report.summary()}")
-        return
+        return _run_command(args)
     if args.command == "export":
         from .export import export
 
@@ -303,8 +307,13 @@ def _command(args: argparse.Namespace) -> None:
     if args.command == "cancel":
         from .submission import attach
 
+        from .workdir.lock import LockError
+
         submission = attach(args.workdir)
-        submission.cancel()
+        try:
+            submission.cancel()
+        except LockError as e:  # submitted from another host
+            sys.exit(f"mempamal: {e}")
         print(f"mempamal: cancelled; {submission.status()}")
         return
     if args.command == "status":

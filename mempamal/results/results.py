@@ -415,9 +415,11 @@ def load_results(workdir: str | os.PathLike, partial: bool = False) -> Results:
     workdir = Path(workdir)
     path = workdir / RESULTS_JSON
     if not path.exists():
+        if not (workdir / EXPERIMENT).exists():
+            raise FileNotFoundError(f"{path}: no results yet, and no experiment here ({EXPERIMENT}); write one "
+                                    "first (Experiment.write or `mempamal generate`)")
         experiment = read_json(workdir / EXPERIMENT)
         if partial:
-
             doc, arrays = gather_partial(workdir.resolve(), experiment)
             return Results(workdir, doc, arrays, experiment)
         raise FileNotFoundError(f"{path}: no results yet: {missing_tasks(workdir)}; run the workflow first "

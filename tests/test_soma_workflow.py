@@ -107,7 +107,7 @@ def test_conversion_in_batches(tmp_path):
     soma = to_soma_workflow(workdir, workflow, batch_size=2)
     root = str(workdir.resolve())
     batch_files = sorted(f"batches/{p.name}" for p in (workdir / "batches").iterdir())
-    assert [(j.name, j.command[3:5], j.command[-1:]) for j in soma.jobs] == [
+    assert [(j.name, j.command[4:6], j.command[-1:]) for j in soma.jobs] == [
         ("map-batch0", ["task", "batch"], [batch_files[0]]), ("map-batch1", ["task", "batch"], [batch_files[1]]),
         ("refit-batch0", ["task", "batch"], [batch_files[2]]), ("gather", ["task", "gather"], ["."])]
     assert [(j.stdout_file, j.stderr_file) for j in soma.jobs[:1]] == [

@@ -222,10 +222,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "task":
         # A task's errors go to its log with their traceback; a missing input or a refused
         # import needs none.
-        try:  # before anything of the workdir is read (a batch file, an output) or decoded
-            check_trusted(args.workdir)
-            # and, as run() does, an experiment.json edited (or touched) since write() is refused
+        try:  # before anything of the workdir is read (a batch file, an output) or decoded:
+            # an experiment.json edited (or touched) since write(), as run() does, then the signature
             check_unchanged(args.workdir, only=[EXPERIMENT])
+            check_trusted(args.workdir)
         except (UntrustedWorkdirError, KeyFileError, TaskInputError, DataChangedError, FileNotFoundError) as e:
             sys.exit(f"mempamal: {e}")
         if args.stage == "batch":

@@ -96,9 +96,10 @@ class Evil:
 """
 
 
-def resign(workdir):
+def reseal(workdir):
     """What someone holding the key does: record the edited files in the manifest, then sign. Tests of the
-    second line of defence (the allow-list) use it: a workdir trusted by mistake still imports nothing bad."""
+    second line of defence (the allow-list) use it: a workdir trusted by mistake still imports nothing bad,
+    and only decoding can tell (test_integrity)."""
     files = list(json.loads((workdir / "manifest.json").read_text())["files"])
     write_manifest(workdir, files)
     sign(workdir)
@@ -136,11 +137,13 @@ def test_tampered_experiment_is_refused_by_the_task_command(tmp_path, where, pat
         doc["candidates"][0]["alpha"] = {"__callable__": path}
     doc["packages"] += allow  # even listed, a denied package stays denied
     (workdir / "experiment.json").write_text(json.dumps(doc))
+    update_manifest(workdir)  # the manifest edited too: the signature tells
     proc = task_command(workdir, *MAP_0, pythonpath=[tmp_path])
     assert proc.returncode != 0
-    assert proc.stderr.startswith(f"mempamal: {workdir}: not trusted: experiment.json changed since it was "
-                                  "signed. Nothing in it was imported or run."), proc.stderr
-    resign(workdir)
+    assert proc.stderr.startswith(f"mempamal: {workdir}: not trusted: experiment.json, manifest.json "
+                                  "(experiment.json) changed since it was signed. Nothing in it was imported or "
+                                  "run."), proc.stderr
+    reseal(workdir)
     proc = task_command(workdir, *MAP_0, pythonpath=[tmp_path])
     assert proc.returncode != 0
     assert proc.stderr.startswith(f"mempamal: experiment.json: {path!r} is not in the allowed packages"), proc.stderr
@@ -162,7 +165,7 @@ def test_packages_listed_in_a_signed_experiment_json_are_trusted(tmp_path):
     doc["estimator"] = {"__estimator__": "evilpkg.Evil", "params": {}}
     doc["packages"] += ["evilpkg"]
     (workdir / "experiment.json").write_text(json.dumps(doc))
-    resign(workdir)
+    reseal(workdir)
     # A map task: the first thing it decodes after reading its inputs is the estimator.
     proc = task_command(workdir, *MAP_0, pythonpath=[tmp_path])
     assert proc.returncode != 0
@@ -264,7 +267,7 @@ def test_the_five_steps_of_the_issue_run_nothing(tmp_path):
         assert proc.returncode == 1 and proc.stderr == f"mempamal: {message}\n", proc.stderr
     assert_nothing_ran(tmp_path, workdir)
     # Signed by mistake, the allow-list still refuses _pickle, whatever `packages` says.
-    resign(workdir)
+    reseal(workdir)
     proc = task_command(workdir, "refit", ".", "--outer", "0")
     assert proc.returncode == 1
     assert proc.stderr.startswith("mempamal: experiment.json: '_pickle.loads' is not in the allowed packages"), \
@@ -286,7 +289,7 @@ def test_stdlib_and_private_modules_are_refused_signed_or_not(tmp_path, func):
     with pytest.raises(UntrustedWorkdirError, match="experiment.json.* changed since it was signed"):
         run(workdir, progress=False)
     assert_nothing_ran(tmp_path, workdir)
-    resign(workdir)  # trusted by mistake: the decoder refuses, before importing
+    reseal(workdir)  # trusted by mistake: the decoder refuses, before importing
     proc = task_command(workdir, "refit", ".", "--outer", "0")
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"mempamal: experiment.json: {func!r} is not in the allowed packages"), proc.stderr

@@ -1,8 +1,15 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The version is written once, in mempamal/__init__.py (read, not imported: numpy may not be installed yet).
+VERSION = re.search(r'^__version__ = "([^"]+)"$', Path(__file__).with_name("mempamal").joinpath("__init__.py")
+                    .read_text(encoding="utf-8"), re.MULTILINE).group(1)
 
 setup(
     name="mempamal",
-    version="0.1.0",
+    version=VERSION,
     description="Means for EMbarrassingly PArallel MAchine Learning: "
     "scikit-learn nested cross-validation as files and commands",
     long_description=open("README.rst", encoding="utf-8").read(),

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib
 
-from .base import DONE, FAILED, NOT_RUN, Backend, Option, RunReport, TaskOutcome, WorkflowError
+from .base import DONE, FAILED, NOT_RUN, Backend, Option, RunReport, Status, TaskOutcome, WorkflowError
 
-__all__ = ["Backend", "Option", "RunReport", "TaskOutcome", "WorkflowError", "DONE", "FAILED", "NOT_RUN",
+__all__ = ["Backend", "Option", "RunReport", "TaskOutcome", "WorkflowError", "Status", "DONE", "FAILED", "NOT_RUN",
            "register_backend", "available_backends", "get_backend", "create_backend"]
 
 _BACKENDS: dict[str, str] = {

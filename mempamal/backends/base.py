@@ -11,17 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .progress import Progress
+from ..exceptions import WorkflowError
+from ..workdir.status import DONE, FAILED, NOT_RUN, Status
 from ..workdir.workflow import Task, Workflow
+from .progress import Progress
 
-DONE, FAILED, NOT_RUN = "done", "failed", "not run"
+__all__ = ["Backend", "Option", "RunReport", "TaskOutcome", "WorkflowError", "Status", "DONE", "FAILED", "NOT_RUN"]
 
 
 @dataclass
 class TaskOutcome:
     """How one task ended: DONE, FAILED (with its error) or NOT_RUN (a dependency failed)."""
 
-    status: str
+    status: Status
     error: str = ""
 
 
@@ -41,23 +43,19 @@ class RunReport:
                 f"{len(self.names(FAILED))} failed, {len(self.names(NOT_RUN))} not run, "
                 f"{len(self.skipped)} skipped (already complete)")
 
-
-class WorkflowError(RuntimeError):
-    """Some tasks failed; the message names each, with its command and log file."""
-
-    def __init__(self, report: RunReport, workflow: Workflow) -> None:
-        self.report = report
-        lines = [f"mempamal: {report.summary()} in {report.workdir}"]
-        for name in report.names(FAILED):
+    def failure_message(self, workflow: Workflow) -> str:
+        """The summary, then each failed task with its last error line, command and log (WorkflowError's)."""
+        lines = [f"mempamal: {self.summary()} in {self.workdir}"]
+        for name in self.names(FAILED):
             task = workflow.by_name[name]
-            error = report.outcomes[name].error.strip().splitlines()
+            error = self.outcomes[name].error.strip().splitlines()
             lines.append(f"- task {name} failed: {error[-1] if error else 'no message'}")
-            lines.append(f"  command: {task.shell_command(report.workdir)}")
-            lines.append(f"  log: {report.workdir / task.log}")
-        not_run = report.names(NOT_RUN)
+            lines.append(f"  command: {task.shell_command(self.workdir)}")
+            lines.append(f"  log: {self.workdir / task.log}")
+        not_run = self.names(NOT_RUN)
         if not_run:
             lines.append(f"- not run because a task they need failed: {', '.join(not_run)}")
-        super().__init__("\n".join(lines))
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ import os
 import traceback
 from pathlib import Path
 
-
-class ConfigError(ValueError):
-    """A config module is missing, fails to run, or lacks what it must define."""
+from ..exceptions import ConfigError
 
 
 _MODULE = "mempamal_config"  # never put in sys.modules: nothing may import the config back

@@ -24,15 +24,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..exceptions import DecodingError, EncodingError
+
 __all__ = ["DEFAULT_PACKAGES", "DecodingError", "EncodingError", "decode", "encode", "packages_of"]
-
-
-class EncodingError(ValueError):
-    """A value cannot be stored; the message names its path and the fix."""
-
-
-class DecodingError(ValueError):
-    """A document names something that cannot or may not be loaded."""
 
 
 DEFAULT_PACKAGES: frozenset[str] = frozenset({"sklearn", "numpy", "scipy", "mempamal"})

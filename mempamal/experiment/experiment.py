@@ -20,11 +20,9 @@ import numpy as np
 from .. import __version__
 from .encoding import encode, packages_of
 from ..workdir.files import write_json
-from ..workdir.layout import EXPERIMENT, FOLDS, GENERATED, PERMUTATIONS, WORKFLOW, permuted_folds
+from ..workdir.layout import EXPERIMENT, EXPERIMENT_FORMAT as FORMAT, FOLDS, GENERATED, PERMUTATIONS, WORKFLOW, permuted_folds
 from ..workdir.manifest import write_manifest
 from .scoring import describe_scoring
-
-FORMAT = "mempamal/experiment-1"
 
 
 class _Validated(NamedTuple):

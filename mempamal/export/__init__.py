@@ -23,11 +23,12 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from ..workdir.batches import plan_batches, write_batch_files
 from ..workdir.files import write_json
-from ..workdir.workflow import Workflow, load_workflow
+from ..workdir.layout import CMD_LIST_FORMAT
+from ..workdir.workflow import Workflow, load_workflow, shell_line
+from .slurm import write_submit_script
 from .soma_workflow import export_soma_workflow
-
-CMD_LIST_FORMAT = "mempamal/cmd-list-2"  # 2: a line per batch of tasks, and "tasks"
 
 
 def export_cmd_list(workdir: Path, workflow: Workflow, output: Path, *, batch_size: int | None = None,
@@ -38,9 +39,6 @@ def export_cmd_list(workdir: Path, workflow: Workflow, output: Path, *, batch_si
 
     ``batch_size=1``: one command per task, each the task's own (``names`` are the task names).
     """
-    from ..workdir.batches import plan_batches, write_batch_files
-    from ..workdir.workflow import shell_line
-
     batches = plan_batches(workflow.tasks, batch_size, jobs_at_once)
     write_batch_files(workdir, batches)
     index = {b.name: i for i, b in enumerate(batches)}
@@ -57,8 +55,6 @@ def export_cmd_list(workdir: Path, workflow: Workflow, output: Path, *, batch_si
 def export_slurm(workdir: Path, workflow: Workflow, output: Path, **options) -> None:
     """A bash script submitting one SLURM job array per stage, chained by ``afterok``; its task lists
     and job scripts go to ``WORKDIR/slurm/``. Options: see :func:`mempamal.slurm.write_submit_script`."""
-    from .slurm import write_submit_script
-
     write_submit_script(workdir, workflow, output, **options)
 
 

@@ -19,10 +19,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import STAGES, TaskId, batch_file, batch_log, batch_name
+from .files import read_json, write_json
+from .layout import BATCH_FORMAT, STAGES, TaskId, batch_file, batch_log, batch_name
 from .workflow import Task, task_command
 
-BATCH_FORMAT = "mempamal/batch-1"
 # Batches per job slot and stage by default. One: each slot pays one interpreter start-up per
 # stage, and consecutive tasks (every inner fold and grid chunk in turn) make batches of even cost.
 # Two halved the idle time a slow batch leaves at the end of a stage, but measured on the iris
@@ -151,8 +151,6 @@ def plan_batches(tasks: list[Task], batch_size: int | None = None, jobs_at_once:
 
 def write_batch_files(workdir: Path, batches: list[Batch]) -> None:
     """Write the task list of each batch of several tasks (a file's name says its content: kept if there)."""
-    from .files import write_json
-
     for batch in batches:
         path = Path(workdir) / batch.file
         if len(batch.tasks) > 1 and not path.exists():
@@ -163,8 +161,6 @@ def write_batch_files(workdir: Path, batches: list[Batch]) -> None:
 
 def read_batch_file(path: str | os.PathLike) -> list[TaskId]:
     """The task identities a batch file lists."""
-    from .files import read_json
-
     doc = read_json(Path(path))
     if not isinstance(doc, dict) or doc.get("format") != BATCH_FORMAT:
         raise ValueError(f"{path}: not a batch file of this version of mempamal (format "

@@ -1,8 +1,9 @@
-"""The names of a workdir's files, and the identity of a task: one place for all.
+"""The names of a workdir's files, their format tags, and the identity of a task: one place for all.
 
 Every back-end, export and command asks this module what a file or a task is
-called, what a task's command line, outputs, log and fingerprint are; nothing
-rebuilds those strings elsewhere or parses them back out of a command line.
+called, what a task's command line, outputs, log and fingerprint are, and which
+format tag each of mempamal's documents carries; nothing rebuilds those strings
+elsewhere or parses them back out of a command line.
 It imports nothing of mempamal's: any module may use it.
 """
 from __future__ import annotations
@@ -35,6 +36,13 @@ LOCK = "run.lock"                # held by the run in progress
 # What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
 GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, DATA_DIR, PERMUTED_FOLDS_DIR, MAPS_DIR, OUTER_DIR,
              PERMUTATIONS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ)
+
+# -- the format tags: each document's "format"; the number changes when a reader of the old one would misread it
+EXPERIMENT_FORMAT = "mempamal/experiment-1"
+WORKFLOW_FORMAT = "mempamal/workflow-2"
+MANIFEST_FORMAT = "mempamal/manifest-1"
+BATCH_FORMAT = "mempamal/batch-1"
+CMD_LIST_FORMAT = "mempamal/cmd-list-2"  # 2: a line per batch of tasks, and "tasks"
 
 
 def permuted_folds(target: int | None, chunk: int) -> str:

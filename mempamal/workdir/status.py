@@ -15,14 +15,42 @@ this host can tell.
 """
 from __future__ import annotations
 
+import enum
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .files import read_json
+from .layout import RESULTS_JSON, RUNNING_DIR
+from .lock import Holder, this_host
 from .workflow import Workflow, is_complete, load_workflow
 
-DONE, RUNNING, PENDING, FAILED, LOST = "done", "running", "pending", "failed", "lost"
-STATES = (DONE, RUNNING, PENDING, FAILED, LOST)
+
+
+class Status(str, enum.Enum):
+    """The one vocabulary of a task's state, for ``mempamal status`` and a run's report alike.
+
+    A str (``Status.DONE == "done"``, as a dict key, in JSON, in f-strings): the words are
+    those of ``mempamal status --json`` and of :class:`mempamal.backends.TaskOutcome`.
+    """
+
+    DONE = "done"          # its outputs are complete
+    RUNNING = "running"    # started, neither done nor failed yet
+    PENDING = "pending"    # not started
+    FAILED = "failed"      # its log ends with an error
+    LOST = "lost"          # its process died without a word (killed, out of memory)
+    NOT_RUN = "not run"    # a run did not start it: a task it needs failed
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+DONE, RUNNING, PENDING, FAILED, LOST, NOT_RUN = (Status.DONE, Status.RUNNING, Status.PENDING, Status.FAILED,
+                                                 Status.LOST, Status.NOT_RUN)
+STATES = (DONE, RUNNING, PENDING, FAILED, LOST)  # what `mempamal status` counts, read from files
 _TRACEBACK = "Traceback (most recent call last):"
 _CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 _TAIL = 64 * 1024  # the error is at the end of a log; logs of chatty estimators can be long
@@ -57,7 +85,7 @@ class WorkflowStatus:
 
     def counts(self) -> dict[str, int]:
         """Tasks per state, and the total."""
-        out = {s: len(self.names(s)) for s in STATES}
+        out = {s.value: len(self.names(s)) for s in STATES}
         out["total"] = len(self.states)
         return out
 
@@ -81,8 +109,6 @@ class WorkflowStatus:
 
     def elsewhere(self) -> dict[str, str]:
         """Running task name to its host, for tasks running on another host (not checked from here)."""
-        from .lock import this_host
-
         here = this_host()
         return {n: self.records[n].get("host") for n in self.names(RUNNING)
                 if n in self.records and self.records[n].get("host") != here}
@@ -120,8 +146,6 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
     status : WorkflowStatus
         Print it for a summary; ``counts()`` for the numbers.
     """
-    from .layout import RESULTS_JSON
-
     workdir = Path(workdir).resolve()
     workflow = load_workflow(workdir)
     status = WorkflowStatus(workdir, workflow, finished=(workdir / RESULTS_JSON).exists())
@@ -151,9 +175,6 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
 
 def running_records(workdir: Path) -> dict[str, dict]:
     """Task name to its running record, for the tasks that have one (one directory listing)."""
-    from .files import read_json
-    from .layout import RUNNING_DIR
-
     records = {}
     try:
         entries = list(os.scandir(workdir / RUNNING_DIR))
@@ -174,8 +195,6 @@ def running_records(workdir: Path) -> dict[str, dict]:
 def record_alive(record: dict) -> bool | None:
     """Whether the process of a running record is alive: None when it ran on another host (or the
     record does not say which process)."""
-    from .lock import Holder
-
     try:
         return Holder.from_json(record).alive()
     except (KeyError, TypeError, ValueError):

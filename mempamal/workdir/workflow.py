@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import atomic_open, read_json, read_meta
-from .layout import EXPERIMENT, PERMUTATIONS, WORKFLOW, TaskId, permuted_folds
-
-FORMAT = "mempamal/workflow-2"
+from .layout import EXPERIMENT, PERMUTATIONS, WORKFLOW, WORKFLOW_FORMAT as FORMAT, TaskId, permuted_folds
 
 
 @dataclass(frozen=True)

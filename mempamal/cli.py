@@ -3,7 +3,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
+
+from .backends import WorkflowError, available_backends, get_backend
+from .exceptions import ConfigError, DataChangedError, DecodingError, InputFileError, LockError, TaskInputError
+from .experiment.config import generate
+from .export import EXPORTERS, export
+from .results.report import write_report
+from .results.results import load_results
+from .running import run
+from .tasks.stages import run_batch, run_task, task_id_of, task_parser
+from .workdir.batches import read_batch_file
+from .workdir.files import reading
+from .workdir.manifest import verify
+from .workdir.status import FAILED, LOST, workflow_status
+from .workdir.workflow import is_complete, load_workflow
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -14,12 +30,18 @@ def _parser() -> argparse.ArgumentParser:
                "runs/x (from another shell); mempamal results runs/x; mempamal report runs/x -o report.html. "
                "`mempamal COMMAND --help` explains each command's options.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(commands)
+    _add_export(commands)
+    _add_workdir_commands(commands)
+    task_parser(commands.add_parser(
+        "task", help="run one task of a workflow (the commands in workflow.json)"))
+    return parser
 
+
+def _add_run(commands) -> None:
     p = commands.add_parser("run", help="execute the workflow of a workdir",
                             description="Execute the workflow of WORKDIR with a back-end.")
     p.add_argument("workdir", help="a directory written by Experiment.write")
-    from .backends import available_backends
-
     p.add_argument("--backend", default="local",
                    help=f"the back-end: {', '.join(available_backends())} (default: local)")
     p.add_argument("--no-resume", dest="resume", action="store_false",
@@ -30,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="when another run holds the workdir (its run.lock), wait for it to end instead of "
                         "refusing at once")
 
-    from .export import EXPORTERS
 
+def _add_export(commands) -> None:
     p = commands.add_parser("export", help="write the workflow of a workdir for another tool",
                             description="Write the workflow of WORKDIR in a format other tools run.")
     p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
@@ -58,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="one stage's own resource, e.g. --stage map:mem=4G --stage gather:cpus=1")
     g.add_argument("--max-array-size", type=int, help="most elements per job array (default 1000)")
 
+
+def _add_workdir_commands(commands) -> None:
+    """generate, status, verify, results and report: each takes a workdir."""
     p = commands.add_parser(
         "generate", help="write a workdir from a config module",
         description="Write WORKDIR (data, folds, experiment.json, workflow.json) from CONFIG, a Python file "
@@ -107,12 +132,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="report.html (self-contained) or a .png figure (default: WORKDIR/report.html)")
 
-    from .tasks.stages import task_parser
-
-    task_parser(commands.add_parser(
-        "task", help="run one task of a workflow (the commands in workflow.json)"))
-    return parser
-
 
 _SHORT_FLAGS = {"n_jobs": "-j"}
 _OPTION = "backend option "  # the namespace prefix of back-end options, apart from run's own arguments
@@ -125,8 +144,6 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     given on the command line reach :func:`mempamal.run`, which refuses those its
     back-end does not declare.
     """
-    from .backends import available_backends, get_backend
-
     declared: dict[str, list] = {}
     for name in available_backends():
         try:
@@ -165,18 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "task":
         # A task's errors go to its log with their traceback; a missing input or a refused
         # import needs none.
-        from pathlib import Path
-
-        from .experiment.encoding import DecodingError
-        from .tasks.stages import TaskInputError, run_task, task_id_of
-
         if args.stage == "batch":
             _task_batch(args)
             return
         task_id = task_id_of(args)
         if args.if_incomplete:
-            from .workdir.workflow import is_complete
-
             if is_complete(Path(args.workdir), task_id):
                 print(f"{task_id}: complete, skipped")
                 return
@@ -187,28 +197,18 @@ def main(argv: list[str] | None = None) -> None:
         except DecodingError as e:  # experiment.json names what may not be imported
             sys.exit(f"mempamal: experiment.json: {e}")
         return
-    from .experiment.config import ConfigError
-
     try:
         _command(args)
     except (ConfigError, FileNotFoundError, FileExistsError, PermissionError, ValueError, TypeError,
             ImportError) as e:
         sys.exit(f"mempamal: error: {e}")
     except BrokenPipeError:  # the reader went away (`mempamal status DIR | head`): not an error
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
 
 
 def _task_batch(args: argparse.Namespace) -> None:
     """``mempamal task batch``: each task in turn, its own log; status 1 when one failed."""
-    from pathlib import Path
-
-    from .workdir.batches import read_batch_file
-    from .workdir.files import InputFileError, reading
-    from .tasks.stages import run_batch
-
     if args.log is not None:
         sys.exit("mempamal task batch: no --log: each task writes its own log (logs/<task>.log)")
     path = Path(args.workdir) / args.file
@@ -225,14 +225,8 @@ def _task_batch(args: argparse.Namespace) -> None:
 
 def _command(args: argparse.Namespace) -> None:
     if args.command == "run":
-        from .backends import WorkflowError
-        from .running import run
-
         # Only the options given (absent flags are not in the namespace): run() checks them.
         options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
-        from .workdir.lock import LockError
-        from .workdir.manifest import DataChangedError
-
         try:
             report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
                          wait=args.wait, **options)
@@ -245,8 +239,6 @@ def _command(args: argparse.Namespace) -> None:
         print(f"mempamal: {report.summary()}")
         return
     if args.command == "export":
-        from .export import export
-
         try:
             options = _slurm_options(args)
             if options and args.format != "slurm":
@@ -260,25 +252,17 @@ def _command(args: argparse.Namespace) -> None:
             sys.exit(str(e))
         return
     if args.command == "generate":
-        from .experiment.config import generate
-        from .workdir.workflow import load_workflow
-
         workdir = generate(args.config, args.workdir, overwrite=args.overwrite, python=args.python)
         n = len(load_workflow(workdir).tasks)
         print(f"mempamal: wrote {workdir} ({n} tasks); run it with: mempamal run {workdir}")
         return
     if args.command == "status":
-        from .workdir.status import FAILED, LOST, workflow_status
-
         status = workflow_status(args.workdir)
         print(json.dumps(status.to_dict(), indent=1) if args.json else status)
         if status.names(FAILED) or status.names(LOST):
             sys.exit(1)
         return
     if args.command == "verify":
-        from .workdir.files import InputFileError
-        from .workdir.manifest import verify
-
         try:
             verification = verify(args.workdir, update=args.update)
         except InputFileError as e:  # an unreadable manifest
@@ -288,14 +272,10 @@ def _command(args: argparse.Namespace) -> None:
             sys.exit(1)
         return
     if args.command == "results":
-        from .results.results import load_results
-
         res = load_results(args.workdir)
         print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
         return
     if args.command == "report":
-        from .results.report import write_report
-
         print(f"mempamal: wrote {write_report(args.workdir, args.output)}")
         return
 

@@ -18,6 +18,11 @@ from pathlib import Path
 from .files import atomic_open, read_json, read_meta
 from .layout import EXPERIMENT, PERMUTATIONS, WORKFLOW, WORKFLOW_FORMAT as FORMAT, TaskId, permuted_folds
 
+# Among tasks ready at once, which a back-end starts first (lower first). A refit frees its fold's
+# outputs and overlaps the other folds' maps instead of trailing after every map; permute tasks, the
+# longest (whole analyses), go before the maps too: longest first keeps the tail of a run short.
+_PRIORITY = {"refit": 0, "permute": 0, "gather": 0, "map": 1}
+
 
 @dataclass(frozen=True)
 class Task:
@@ -36,6 +41,11 @@ class Task:
     def stage(self) -> str:
         """"map", "refit", "permute" or "gather": back-ends may group tasks by it."""
         return self.id.stage
+
+    @property
+    def priority(self) -> int:
+        """Among tasks ready at once, those of lower priority start first (back-ends ask this, not the stage)."""
+        return _PRIORITY[self.stage]
 
     @property
     def outer(self) -> int | None:

@@ -10,6 +10,7 @@ import numpy as np
 from ..experiment.encoding import decode
 from ..workdir.files import load_arrays, read_json
 from ..workdir.layout import EXPERIMENT, RESULTS_JSON, RESULTS_NPZ
+from ._optional import require as _require
 
 
 class Results:
@@ -416,16 +417,6 @@ def _json_value(v: Any) -> Any:
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     return repr(v)
-
-
-def _require(module: str, what: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"{what} needs {module}, which is not installed: "
-                          f"pip install 'mempamal[plot]' (or pip install {module})") from None
 
 
 def _format_params(params: dict[str, Any]) -> str:

@@ -45,6 +45,15 @@ BATCH_FORMAT = "mempamal/batch-1"
 CMD_LIST_FORMAT = "mempamal/cmd-list-2"  # 2: a line per batch of tasks, and "tasks"
 
 
+def chunk_count(n_items: int, chunk_size: int) -> int:
+    """How many chunks of at most ``chunk_size`` items hold ``n_items`` (the last may hold fewer).
+
+    The one ceiling division behind every count of chunks: of the grid (map tasks), of the
+    permutations (permute tasks), of the tasks (batches).
+    """
+    return -(-n_items // chunk_size)
+
+
 def permuted_folds(target: int | None, chunk: int) -> str:
     """The file of the permuted folds of one target (None: y as a whole) and chunk of permutations."""
     return f"{PERMUTED_FOLDS_DIR}/{'' if target is None else f't{target}-'}p{chunk}.npz"

@@ -1,4 +1,5 @@
-"""The ``mempamal`` command (also ``python -m mempamal``)."""
+"""The ``mempamal`` command (also ``python -m mempamal``), and the command line of a task
+(``mempamal task {map,refit,permute,gather,batch}``, the commands workflow.json calls)."""
 from __future__ import annotations
 
 import argparse
@@ -8,16 +9,21 @@ import sys
 from pathlib import Path
 
 from .backends import WorkflowError, available_backends, get_backend
-from .exceptions import ConfigError, DataChangedError, DecodingError, InputFileError, LockError, TaskInputError
-from .experiment.config import generate
+from .experiment.config import ConfigError, generate
+from .experiment.encoding import DecodingError
+from .model_selection.cache import cache_command
 from .export import EXPORTERS, export
 from .results.report import write_report
 from .results.results import load_results
 from .running import run
-from .tasks.stages import run_batch, run_task, task_id_of, task_parser
+from .submission import attach, run_detached_process, submit
+from .tasks import run_batch, run_task
+from .tasks.context import TaskInputError
 from .workdir.batches import read_batch_file
-from .workdir.files import reading
-from .workdir.manifest import verify
+from .workdir.files import InputFileError, reading
+from .workdir.layout import EXPERIMENT, INDICES, TaskId
+from .workdir.lock import LockError
+from .workdir.manifest import DataChangedError, check_unchanged, verify
 from .workdir.status import FAILED, LOST, workflow_status
 from .workdir.workflow import is_complete, load_workflow
 
@@ -30,15 +36,7 @@ def _parser() -> argparse.ArgumentParser:
                "runs/x (from another shell); mempamal results runs/x; mempamal report runs/x -o report.html. "
                "`mempamal COMMAND --help` explains each command's options.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_run(commands)
-    _add_export(commands)
-    _add_workdir_commands(commands)
-    task_parser(commands.add_parser(
-        "task", help="run one task of a workflow (the commands in workflow.json)"))
-    return parser
 
-
-def _add_run(commands) -> None:
     p = commands.add_parser("run", help="execute the workflow of a workdir",
                             description="Execute the workflow of WORKDIR with a back-end.")
     p.add_argument("workdir", help="a directory written by Experiment.write")
@@ -51,38 +49,21 @@ def _add_run(commands) -> None:
     p.add_argument("--wait", action="store_true",
                    help="when another run holds the workdir (its run.lock), wait for it to end instead of "
                         "refusing at once")
+    p.add_argument("--detach", action="store_true",
+                   help="hand the run over and return at once (SLURM: job arrays; a Dask scheduler: "
+                        "fire-and-forget futures; local, soma-workflow: a background process of this machine); "
+                        "follow it with `mempamal status`, stop it with `mempamal cancel`")
+    p.add_argument("--detached-process", action="store_true", help=argparse.SUPPRESS)  # submit()'s child
 
+    p = commands.add_parser(
+        "cancel", help="stop a run submitted with --detach (or mempamal.submit)",
+        description="Stop the run last submitted for WORKDIR with its scheduler's own cancel (scancel, a Dask "
+                    "cancel) or by ending its background process and workers. Tasks done stay done: run or "
+                    "submit again to resume.")
+    p.add_argument("workdir", help="a directory whose run was submitted")
 
-def _add_export(commands) -> None:
-    p = commands.add_parser("export", help="write the workflow of a workdir for another tool",
-                            description="Write the workflow of WORKDIR in a format other tools run.")
-    p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
-    p.add_argument("--format", required=True, choices=sorted(EXPORTERS),
-                   help="soma-workflow: Soma-Workflow's file (soma_submit_workflow, GUI); "
-                   "cmd-list: JSON of shell commands runnable from anywhere and their dependencies; "
-                   "slurm: a bash script of sbatch job arrays, one per stage (options below)")
-    p.add_argument("-o", "--output", required=True, help="the file to write")
-    p.add_argument("--batch-size", type=int, metavar="N",
-                   help="most tasks per command (one process runs them in turn, each with its own outputs "
-                        "and log); 1: one command per task (default: per stage, one batch per job at once)")
-    p.add_argument("--jobs-at-once", type=int, metavar="N",
-                   help="the jobs that will run at once, from which the default batch size is derived "
-                        "(default: this machine's cores)")
-    g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
-    g.add_argument("--cpus", type=int, help="--cpus-per-task: the CPUs of each task, also its BLAS/OpenMP "
-                                            "threads (not the tasks at once, which is SLURM's to decide)")
-    g.add_argument("--mem", help="--mem, e.g. 2G")
-    g.add_argument("--time", help="--time, e.g. 01:00:00")
-    g.add_argument("--partition", help="--partition")
-    g.add_argument("--sbatch-arg", dest="sbatch_args", action="append", metavar="OPTION",
-                   help="any other sbatch option, e.g. --sbatch-arg=--qos=short (repeat for more)")
-    g.add_argument("--stage", dest="stage_options", action="append", metavar="STAGE:KEY=VALUE",
-                   help="one stage's own resource, e.g. --stage map:mem=4G --stage gather:cpus=1")
-    g.add_argument("--max-array-size", type=int, help="most elements per job array (default 1000)")
+    _add_export_parser(commands)
 
-
-def _add_workdir_commands(commands) -> None:
-    """generate, status, verify, results and report: each takes a workdir."""
     p = commands.add_parser(
         "generate", help="write a workdir from a config module",
         description="Write WORKDIR (data, folds, experiment.json, workflow.json) from CONFIG, a Python file "
@@ -115,6 +96,14 @@ def _add_workdir_commands(commands) -> None:
                    help="record the new size and time of files whose content is unchanged (after a touch, or "
                         "a copy that did not keep times), so that `mempamal run` accepts them again")
 
+    _add_result_commands(commands)
+    task_parser(commands.add_parser(
+        "task", help="run one task of a workflow (the commands in workflow.json)"))
+    return parser
+
+
+def _add_result_commands(commands) -> None:
+    """``mempamal results``, ``report`` and ``cache``: what a finished run left."""
     p = commands.add_parser(
         "results", help="print the summary of a finished workdir",
         description="Print the results of a finished WORKDIR: per metric the mean, std and median over outer "
@@ -122,6 +111,9 @@ def _add_workdir_commands(commands) -> None:
     p.add_argument("workdir", help="a directory whose workflow has completed")
     p.add_argument("--json", action="store_true",
                    help="print machine-readable JSON (per-fold scores, summary, best parameters)")
+    p.add_argument("--partial", action="store_true",
+                   help="before the workflow ends: what the finished tasks allow (the outer folds done, the "
+                        "permutations done so far), marked as partial")
 
     p = commands.add_parser(
         "report", help="write an HTML report (table and plots) or a PNG figure",
@@ -131,6 +123,41 @@ def _add_workdir_commands(commands) -> None:
     p.add_argument("workdir", help="a directory whose workflow has completed")
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="report.html (self-contained) or a .png figure (default: WORKDIR/report.html)")
+
+    p = commands.add_parser(
+        "cache", help="list (or --clear) the cached workdirs of model_selection",
+        description="List the workdirs that mempamal.model_selection's functions wrote in the cache folder "
+                    "($MEMPAMAL_CACHE_DIR, else the platform's cache directory), or remove them.")
+    p.add_argument("--clear", action="store_true", help="remove every cached workdir but those a run holds")
+
+
+def _add_export_parser(commands) -> None:
+    """``mempamal export``: its formats, batches and SLURM resources."""
+    p = commands.add_parser("export", help="write the workflow of a workdir for another tool",
+                            description="Write the workflow of WORKDIR in a format other tools run.")
+    p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
+    p.add_argument("--format", required=True, choices=sorted(EXPORTERS),
+                   help="soma-workflow: Soma-Workflow's file (soma_submit_workflow, GUI); "
+                   "cmd-list: JSON of shell commands runnable from anywhere and their dependencies; "
+                   "slurm: a bash script of sbatch job arrays, one per stage (options below)")
+    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="most tasks per command (one process runs them in turn, each with its own outputs "
+                        "and log); 1: one command per task (default: per stage, one batch per job at once)")
+    p.add_argument("--jobs-at-once", type=int, metavar="N",
+                   help="the jobs that will run at once, from which the default batch size is derived "
+                        "(default: this machine's cores)")
+    g = p.add_argument_group("slurm", "resources of every stage's job arrays (--format slurm)")
+    g.add_argument("--cpus", type=int, help="--cpus-per-task: the CPUs of each task, also its BLAS/OpenMP "
+                                            "threads (not the tasks at once, which is SLURM's to decide)")
+    g.add_argument("--mem", help="--mem, e.g. 2G")
+    g.add_argument("--time", help="--time, e.g. 01:00:00")
+    g.add_argument("--partition", help="--partition")
+    g.add_argument("--sbatch-arg", dest="sbatch_args", action="append", metavar="OPTION",
+                   help="any other sbatch option, e.g. --sbatch-arg=--qos=short (repeat for more)")
+    g.add_argument("--stage", dest="stage_options", action="append", metavar="STAGE:KEY=VALUE",
+                   help="one stage's own resource, e.g. --stage map:mem=4G --stage gather:cpus=1")
+    g.add_argument("--max-array-size", type=int, help="most elements per job array (default 1000)")
 
 
 _SHORT_FLAGS = {"n_jobs": "-j"}
@@ -182,6 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "task":
         # A task's errors go to its log with their traceback; a missing input or a refused
         # import needs none.
+        try:  # a hand-run or exported task refuses an experiment.json edited since write(), as run() does
+            check_unchanged(args.workdir, only=[EXPERIMENT])
+        except DataChangedError as e:
+            sys.exit(f"mempamal: {e}")
         if args.stage == "batch":
             _task_batch(args)
             return
@@ -211,7 +242,7 @@ def _task_batch(args: argparse.Namespace) -> None:
     """``mempamal task batch``: each task in turn, its own log; status 1 when one failed."""
     if args.log is not None:
         sys.exit("mempamal task batch: no --log: each task writes its own log (logs/<task>.log)")
-    path = Path(args.workdir) / args.file
+    path = Path(args.workdir, args.file)
     try:
         with reading(path, "a batch file, written with the workflow's export or by the back-end"):
             task_ids = read_batch_file(path)
@@ -223,21 +254,32 @@ def _task_batch(args: argparse.Namespace) -> None:
                  f"{', '.join(map(str, failed))}; see their logs")
 
 
+def _run_command(args: argparse.Namespace) -> None:
+    """``mempamal run``: in this process, detached (``--detach``), or as a submission's background process."""
+    # Only the options given (absent flags are not in the namespace): run() checks them.
+    options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
+    try:
+        if args.detached_process:
+            return run_detached_process(args.workdir)
+        if args.detach:
+            submission = submit(args.workdir, backend=args.backend, resume=args.resume, **options)
+            print(f"mempamal: {len(submission.record['todo'])} tasks {submission.describe()}; follow with: "
+                  f"mempamal status {args.workdir}; stop with: mempamal cancel {args.workdir}")
+            return
+        report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
+                     wait=args.wait, **options)
+    except (LockError, DataChangedError) as e:
+        sys.exit(f"mempamal: {e}")
+    except WorkflowError as e:
+        sys.exit(str(e))
+    except (ConnectionError, RuntimeError) as e:  # unreachable scheduler, sbatch refusing
+        sys.exit(f"mempamal: error: {e}")
+    print(f"mempamal: {report.summary()}")
+
+
 def _command(args: argparse.Namespace) -> None:
     if args.command == "run":
-        # Only the options given (absent flags are not in the namespace): run() checks them.
-        options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
-        try:
-            report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
-                         wait=args.wait, **options)
-        except (LockError, DataChangedError) as e:
-            sys.exit(f"mempamal: {e}")
-        except WorkflowError as e:
-            sys.exit(str(e))
-        except ConnectionError as e:
-            sys.exit(f"mempamal: error: {e}")
-        print(f"mempamal: {report.summary()}")
-        return
+        return _run_command(args)
     if args.command == "export":
         try:
             options = _slurm_options(args)
@@ -256,9 +298,21 @@ def _command(args: argparse.Namespace) -> None:
         n = len(load_workflow(workdir).tasks)
         print(f"mempamal: wrote {workdir} ({n} tasks); run it with: mempamal run {workdir}")
         return
+    if args.command == "cancel":
+        submission = attach(args.workdir)
+        try:
+            submission.cancel()
+        except LockError as e:  # submitted from another host
+            sys.exit(f"mempamal: {e}")
+        print(f"mempamal: cancelled; {submission.status()}")
+        return
     if args.command == "status":
         status = workflow_status(args.workdir)
-        print(json.dumps(status.to_dict(), indent=1) if args.json else status)
+        submission = attach(args.workdir, missing_ok=True)
+        if args.json:
+            print(json.dumps({**status.to_dict(), "submission": submission and submission.to_dict()}, indent=1))
+        else:
+            print(status if submission is None else f"{status}\n{submission.describe()}")
         if status.names(FAILED) or status.names(LOST):
             sys.exit(1)
         return
@@ -272,8 +326,11 @@ def _command(args: argparse.Namespace) -> None:
             sys.exit(1)
         return
     if args.command == "results":
-        res = load_results(args.workdir)
+        res = load_results(args.workdir, partial=args.partial)
         print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
+        return
+    if args.command == "cache":
+        print(cache_command(clear=args.clear))
         return
     if args.command == "report":
         print(f"mempamal: wrote {write_report(args.workdir, args.output)}")
@@ -297,3 +354,51 @@ def _slurm_options(args: argparse.Namespace) -> dict:
     if stages:
         options["stages"] = stages
     return options
+
+
+# -- the command line of a task -------------------------------------------------------
+
+def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The parser of ``mempamal task ...`` (the commands workflow.json calls)."""
+    parser = parser or argparse.ArgumentParser(prog="mempamal task")
+    parser.add_argument("--if-incomplete", action="store_true",
+                        help="do nothing when the task's outputs are already complete (this experiment's, "
+                             "this task's): what a scheduler resubmitting a whole array runs")
+    parser.add_argument("--log", metavar="FILE", default=None,
+                        help="send the task's output and errors to FILE, relative to the workdir (default: "
+                             "this command's stdout and stderr)")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,permute,gather,batch}")
+    workdir = "the workdir (workflow.json runs every command from it, as '.')"
+    target = "the target (column of y) when each target is analysed apart (per_target)"
+    p = stages.add_parser("map", help="fit and score a chunk of the grid on one inner fold")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--target", type=int, help=target)
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p.add_argument("--inner", type=int, required=True, help="the inner fold of that outer training set")
+    p.add_argument("--chunk", type=int, required=True, help="the chunk of the grid (grid_chunk_size points)")
+    p = stages.add_parser("refit", help="select, refit and test on one outer fold")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--target", type=int, help=target)
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p = stages.add_parser("permute", help="the whole analysis of a chunk of permutations of y, on one outer fold")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--target", type=int, help=target)
+    p.add_argument("--perm", type=int, required=True, help="the chunk of permutations (permutation_chunk_size)")
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p = stages.add_parser("gather", help="gather the outer folds into results.json and results.npz")
+    p.add_argument("workdir", help=workdir)
+    p = stages.add_parser(
+        "batch", help="run the tasks a batch file lists, in turn, in this process",
+        description="Run each task FILE lists in turn, in this one process (one interpreter start-up for "
+                    "all), each with its own outputs and log (logs/<task>.log), as its own command would; "
+                    "skip those complete (as --if-incomplete), go on after a failure, and exit with status 1 "
+                    "if any failed. Prints '<task>: running' then '<task>: done' (or '<task>: complete, skipped'); a "
+                    "failure goes to stderr as '<task>: failed: ...'.")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--file", required=True, help="the batch file, relative to the workdir (batches/...json)")
+    return parser
+
+
+def task_id_of(args: argparse.Namespace) -> TaskId:
+    """The identity of the task that parsed command-line arguments name."""
+    return TaskId(args.stage, **{f: getattr(args, f) for f, _ in INDICES if getattr(args, f, None) is not None})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
-from ..tasks.stages import run_task
+from ..tasks import run_task
 from ..workdir.layout import TaskId
 from ..workdir.workflow import Task, Workflow, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome

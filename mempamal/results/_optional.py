@@ -1,4 +1,5 @@
-"""Optional third-party packages of the results (pandas, matplotlib), imported when first needed."""
+"""Optional dependencies of the results (pandas for tables, matplotlib for figures), imported
+when asked for, with the install command when missing."""
 from __future__ import annotations
 
 import importlib
@@ -6,7 +7,7 @@ from types import ModuleType
 
 
 def require(module: str, what: str) -> ModuleType:
-    """``module`` imported, or an ImportError saying that ``what`` needs it and how to install it."""
+    """Import ``module``, or fail naming ``what`` needs it and how to install it."""
     try:
         return importlib.import_module(module)
     except ImportError:

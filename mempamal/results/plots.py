@@ -37,7 +37,7 @@ def plot_results(res, metric: str):
         top, bottom = fig, None
     _plot_outer(top, res)
     if bottom is not None:
-        scores = [res.inner_scores[metric][o, :, :res._experiment["n_inner"][o]].mean(axis=1)
+        scores = [res.inner_scores[metric][o, :, :res.n_inner[o]].mean(axis=1)
                   for o in range(res.n_outer)]
         if grid is None:
             _plot_candidates(bottom, res, scores, metric)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .files import read_json, write_json
 from .layout import BATCH_FORMAT, STAGES, TaskId, batch_file, batch_log, batch_name, chunk_count
+from .paths import Workdir
 from .workflow import Task, task_command
 
 # Batches per job slot and stage by default. One: each slot pays one interpreter start-up per
@@ -151,7 +152,7 @@ def plan_batches(tasks: list[Task], batch_size: int | None = None, jobs_at_once:
 def write_batch_files(workdir: Path, batches: list[Batch]) -> None:
     """Write the task list of each batch of several tasks (a file's name says its content: kept if there)."""
     for batch in batches:
-        path = Path(workdir) / batch.file
+        path = Workdir.of(workdir).path(batch.file)
         if len(batch.tasks) > 1 and not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, {"format": BATCH_FORMAT, "stage": batch.stage, "index": batch.index,

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..exceptions import DataChangedError, InputFileError
 from .files import read_json, write_json
 from .layout import MANIFEST, MANIFEST_FORMAT as FORMAT
+from .paths import Workdir
 OK, CHANGED, MISSING = "ok", "changed", "missing"
 _CHUNK = 1 << 20
 
@@ -38,13 +39,13 @@ def _entry(path: Path) -> dict:
 
 def write_manifest(workdir: str | os.PathLike, files: list[str]) -> None:
     """Record the size, mtime and hash of ``files`` (relative to ``workdir``) in manifest.json, atomically."""
-    workdir = Path(workdir)
-    write_json(workdir / MANIFEST, {"format": FORMAT, "files": {name: _entry(workdir / name) for name in files}})
+    paths = Workdir.of(workdir)
+    write_json(paths.manifest_json, {"format": FORMAT, "files": {name: _entry(paths.path(name)) for name in files}})
 
 
 def read_manifest(workdir: str | os.PathLike) -> dict | None:
     """The manifest's ``files`` (name to size, mtime_ns, sha256); None without a manifest (an older workdir)."""
-    path = Path(workdir) / MANIFEST
+    path = Workdir.of(workdir).manifest_json
     try:
         doc = read_json(path)
     except FileNotFoundError:
@@ -58,17 +59,19 @@ def read_manifest(workdir: str | os.PathLike) -> dict | None:
     return doc["files"]
 
 
-def quick_changes(workdir: str | os.PathLike) -> dict[str, str]:
-    """Files whose size or modification time differ from the manifest's, with what differs.
+def quick_changes(workdir: str | os.PathLike, only: list[str] | None = None) -> dict[str, str]:
+    """Files (of ``only``, default all) whose size or modification time differ from the manifest's.
 
     One ``stat`` per file, no reading; {} when nothing differs or there is no manifest.
     """
-    workdir = Path(workdir)
-    files = read_manifest(workdir) or {}
+    paths = Workdir.of(workdir)
+    files = read_manifest(paths) or {}
     changes = {}
     for name, entry in files.items():
+        if only is not None and name not in only:
+            continue
         try:
-            st = (workdir / name).stat()
+            st = paths.path(name).stat()
         except FileNotFoundError:
             changes[name] = "missing"
             continue
@@ -79,8 +82,8 @@ def quick_changes(workdir: str | os.PathLike) -> dict[str, str]:
     return changes
 
 
-def check_unchanged(workdir: str | os.PathLike) -> None:
-    """Refuse inputs changed since write(), by size and modification time (cheap).
+def check_unchanged(workdir: str | os.PathLike, only: list[str] | None = None) -> None:
+    """Refuse inputs (of ``only``, default all) changed since write(), by size and modification time (cheap).
 
     Raises
     ------
@@ -88,7 +91,7 @@ def check_unchanged(workdir: str | os.PathLike) -> None:
         Naming each file that changed and the fix.
     """
     workdir = Path(workdir)
-    changes = quick_changes(workdir)
+    changes = quick_changes(workdir, only)
     if not changes:
         return
     lines = [f"{workdir / name}: {what} since the experiment was written" for name, what in changes.items()]
@@ -175,5 +178,5 @@ def verify(workdir: str | os.PathLike, *, update: bool = False) -> Verification:
             files[name] = now
             result.updated.append(name)
     if result.updated:
-        write_json(workdir / MANIFEST, {"format": FORMAT, "files": files})
+        write_json(Workdir.of(workdir).manifest_json, {"format": FORMAT, "files": files})
     return result

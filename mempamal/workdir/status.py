@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import read_json
-from .layout import RESULTS_JSON, RUNNING_DIR
 from .lock import Holder, this_host
+from .paths import Workdir
 from .workflow import Workflow, is_complete, load_workflow
 
 
@@ -146,9 +146,10 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
     status : WorkflowStatus
         Print it for a summary; ``counts()`` for the numbers.
     """
-    workdir = Path(workdir).resolve()
+    paths = Workdir.of(Path(workdir).resolve())
+    workdir = paths.root
     workflow = load_workflow(workdir)
-    status = WorkflowStatus(workdir, workflow, finished=(workdir / RESULTS_JSON).exists())
+    status = WorkflowStatus(workdir, workflow, finished=paths.results_json.exists())
     records = running_records(workdir)
     for task in workflow.tasks:
         if is_complete(workdir, task.id):
@@ -156,7 +157,7 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
             continue
         record = records.get(task.name)
         alive = None if record is None else record_alive(record)
-        error = _log_error(workdir / task.log)
+        error = _log_error(paths.log(task.id))
         if record is not None and alive is not False:  # running here (perhaps again), or on another host
             status.states[task.name] = RUNNING
             status.records[task.name] = record
@@ -177,7 +178,7 @@ def running_records(workdir: Path) -> dict[str, dict]:
     """Task name to its running record, for the tasks that have one (one directory listing)."""
     records = {}
     try:
-        entries = list(os.scandir(workdir / RUNNING_DIR))
+        entries = list(os.scandir(Workdir.of(workdir).running_dir))
     except FileNotFoundError:
         return records
     for entry in entries:

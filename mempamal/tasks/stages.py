@@ -284,15 +284,16 @@ def run_permute(workdir: Path, perm: int, outer: int, target: int | None = None)
     X, y, _ = ctx.data(target)
     indices = ctx.permutations()
     observed = ctx.folds(target)
-    permuted = Folds(workdir, permuted_folds(target, perm))
+    # No file when the splitters ignore y (experiment.json's permuted_folds): every permutation has y's folds.
+    permuted = Folds(workdir, permuted_folds(target, perm)) if doc.get("permuted_folds", True) else None
     estimator, scorers, error_score = ctx.estimator(), ctx.scorers(), ctx.error_score
     candidates = ctx.candidates() if doc["search"] is not None else None
     members = list(chunks(doc["n_permutations"], doc["permutation_chunk_size"]))[perm]
     scores: dict[str, list] = {m: [] for m in scorers}
     for p in members:
         y_p = subset(y, indices[p])
-        folds = permuted.with_prefix(permutation_prefix(p))
-        if not folds.has_split():  # the splitter split the permuted y as y: stored once, in folds.npz
+        folds = permuted.with_prefix(permutation_prefix(p)) if permuted is not None else None
+        if folds is None or not folds.has_split():  # the splitter split the permuted y as y: stored once, in folds.npz
             folds = observed
         params: dict = {}
         if candidates is not None:

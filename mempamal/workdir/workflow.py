@@ -141,7 +141,10 @@ def build_workflow(doc: dict, python: str) -> Workflow:
                                [m.name for m in maps]))
     tasks.extend(refits)
     # Permutations need nothing of the unpermuted analysis: they run beside it, and only the gather waits.
-    permutes = [add(TaskId("permute", target=t, perm=k, outer=o), shared + [PERMUTATIONS, permuted_folds(t, k)])
+    # Without a file of permuted folds (splitters that ignore y), a permutation uses y's folds.
+    with_folds = doc.get("permuted_folds", True)
+    permutes = [add(TaskId("permute", target=t, perm=k, outer=o),
+                    shared + [PERMUTATIONS] + ([permuted_folds(t, k)] if with_folds else []))
                 for t in targets for k in range(doc.get("n_permutation_chunks") or 0) for o in range(doc["n_outer"])]
     add(TaskId("gather"), [EXPERIMENT] + [r.outputs[0] for r in refits + permutes], refits + permutes)
     return Workflow(tasks=tasks, python=python)

@@ -12,6 +12,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from mempamal.experiment.stacking import columns_per_chunk
 from mempamal.experiment.permutations import permutation_indices, pvalues
 from mempamal.tasks import columns
 
@@ -192,7 +193,7 @@ def test_failed_fit_falls_back_to_blocks():
     scorers = {"r2": get_scorer("r2")}
     train, test = np.arange(40), np.arange(40, 60)
     with pytest.warns(UserWarning, match="a fit failed"):
-        tables, n_failed = columns.search(Ridge(), [{"alpha": 1.0}], X, Y, [(train, test)], scorers)
+        tables, n_failed, _ = columns.search(Ridge(), [{"alpha": 1.0}], X, Y, [(train, test)], scorers)
     assert np.isfinite(tables["r2"][0]).all() and np.isnan(tables["r2"][1]).all()
     assert n_failed.tolist() == [0, 1]
 
@@ -205,7 +206,7 @@ def test_select_ties_and_nan():
 
 
 def test_columns_per_chunk():
-    assert columns.columns_per_chunk(300, 200, 20020, 1, budget=2e9, min_chunks=2) == 10010
-    small = columns.columns_per_chunk(500, 1000, 20020, 1, budget=5e7, min_chunks=2)
+    assert columns_per_chunk(300, 200, 20020, 1, budget=2e9, min_chunks=2) == 10010
+    small = columns_per_chunk(500, 1000, 20020, 1, budget=5e7, min_chunks=2)
     assert 1 <= small < 20020 and 8 * small * (3 * 500 + 2 * 1000) <= 5e7
-    assert columns.columns_per_chunk(10, 10, 5, 3, min_chunks=10) == 1
+    assert columns_per_chunk(10, 10, 5, 3, min_chunks=10) == 1

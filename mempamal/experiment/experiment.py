@@ -82,12 +82,21 @@ class Experiment:
         over targets by the maximum statistic. False: one joint multi-output fit, as today.
     permutation_chunk_size : int, default=None
         Permutations per task; default: about a hundred tasks per target and outer fold.
+    stack_columns : "auto", True or False, default="auto"
+        Fit the analyses that differ only in y (the targets of ``per_target``, the permutations)
+        together, as the columns of one y: one fit per fold and candidate for a chunk of columns,
+        the same numbers. "auto": when :mod:`mempamal.experiment.stacking` finds it exact (a
+        column-separable estimator, steps and splitters that ignore y); True: require it (an error
+        names what blocks); False: one analysis at a time. :meth:`write` says which and why.
+    column_memory : float, default=5e8
+        Bytes a stacked task may hold for its columns (y, predictions, coefficients): columns are
+        cut into chunks of that size (and at least 4 chunks), one task per chunk and outer fold.
     """
 
     def __init__(self, estimator, *, cv=5, param_grid=None, param_distributions=None, n_iter=10,
                  random_state=None, inner_cv=5, scoring=None, refit=True, error_score=np.nan,
                  grid_chunk_size=None, n_permutations=0, permutation_random_state=0, per_target=False,
-                 permutation_chunk_size=None) -> None:
+                 permutation_chunk_size=None, stack_columns="auto", column_memory=5e8) -> None:
         self.estimator = estimator
         self.cv = cv
         self.param_grid = param_grid
@@ -103,6 +112,8 @@ class Experiment:
         self.permutation_random_state = permutation_random_state
         self.per_target = per_target
         self.permutation_chunk_size = permutation_chunk_size
+        self.stack_columns = stack_columns
+        self.column_memory = column_memory
         self._validate()
 
     # -- validation -------------------------------------------------------------------
@@ -145,6 +156,11 @@ class Experiment:
             raise ValueError("permutation_random_state: expected an int or None (a RandomState cannot be stored)")
         if not isinstance(self.per_target, bool):
             raise ValueError(f"per_target: expected True or False, got {self.per_target!r}")
+        if not (self.stack_columns is True or self.stack_columns is False or self.stack_columns == "auto"):
+            raise ValueError(f"stack_columns: expected 'auto', True or False, got {self.stack_columns!r}")
+        if not isinstance(self.column_memory, numbers.Real) or isinstance(self.column_memory, bool) \
+                or not self.column_memory > 0:
+            raise ValueError(f"column_memory: expected a positive number of bytes, got {self.column_memory!r}")
         search = self.param_grid if self.param_grid is not None else self.param_distributions
         candidates = None
         if search is not None:
@@ -249,8 +265,9 @@ class Experiment:
             routing = route(self.estimator, scoring=self.scoring, refit=self.refit, error_score=self.error_score,
                             cv=self.cv, inner_cv=self.inner_cv, with_search=with_search, names=sorted(params),
                             metrics=list(checked.scoring))
+        candidates = self._candidates()  # sampled once: the same ones are encoded and judged for stacking
         if self.param_distributions is not None:
-            encoded_candidates = self._encode_candidates(self._candidates())
+            encoded_candidates = self._encode_candidates(candidates)
         else:
             encoded_candidates = checked.candidates
         if self.per_target and y.ndim != 2:
@@ -279,6 +296,9 @@ class Experiment:
         perm_chunk = self.permutation_chunk_size or default_chunk_size(self.n_permutations)
         permutations, permuted = _permutations(self, X, y, groups, targets, fold_arrays, inner_cv, perm_chunk,
                                                folds_ignore_y)
+
+        stacking = _stacking(self, candidates, checked.scoring, classifier, X, y, targets, inner_cv)
+        print(f"mempamal: {stacking['reason']}", flush=True)
 
         n_candidates = len(encoded_candidates) if with_search else 0
         chunk = self.grid_chunk_size or max(n_candidates, 1)
@@ -311,6 +331,7 @@ class Experiment:
             "permutations": PERMUTATIONS if self.n_permutations else None,
             # False: the splitters ignore y, every permutation has y's folds and no permuted_folds/ file is written.
             "permuted_folds": bool(self.n_permutations) and not folds_ignore_y,
+            "stacking": stacking,
         }
         if routing is not None:
             doc["params"] = routing  # where each per-sample parameter goes (see mempamal.routing)
@@ -537,6 +558,22 @@ def _permutations(exp: "Experiment", X, y, groups, targets: list, fold_arrays: d
                     arrays.update(prefixed(split, permutation_prefix(p)))
             permuted[permuted_folds(t, k)] = arrays
     return indices, permuted
+
+
+def _stacking(exp: "Experiment", candidates, scoring: dict, classifier: bool, X, y, targets: list, inner_cv) -> dict:
+    """experiment.json's "stacking": whether the analyses are fitted together as columns, why, and their chunks
+    (``block`` columns of y per analysis, ``chunk_size`` analyses per task)."""
+    from .stacking import columns_per_chunk, decide
+
+    n_analyses = len(targets) * (1 + exp.n_permutations)
+    decision = decide(exp.estimator, candidates, exp.cv, inner_cv, scoring, classifier=classifier,
+                      n_columns=n_analyses, mode=exp.stack_columns)
+    out = decision.to_json()
+    if decision.stacked:
+        block = 1 if exp.per_target or y.ndim == 1 else y.shape[1]
+        size = columns_per_chunk(X.shape[0], X.shape[1], n_analyses, block, budget=exp.column_memory, min_chunks=4)
+        out.update(block=block, n_analyses=n_analyses, chunk_size=size, n_column_chunks=-(-n_analyses // size))
+    return out
 
 
 def _fingerprint(doc: dict, arrays: list, fold_arrays: list[dict]) -> str:

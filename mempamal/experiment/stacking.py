@@ -276,3 +276,17 @@ def _final(estimator):
 
 def _final_name(estimator) -> str:
     return type(_final(estimator)).__name__
+
+
+def columns_per_chunk(n_samples: int, n_features: int, n_blocks: int, block: int, *, budget: float = 5e8,
+                      min_chunks: int = 1) -> int:
+    """Blocks per chunk: as many as a task's memory budget (bytes) holds, and at least ``min_chunks`` chunks.
+
+    Per column a task holds the chunk's y, its permuted copy, one fold's predictions and a model's
+    coefficients, each in float64; X and the folds are shared by every column.
+    """
+    per_block = 8 * block * (3 * n_samples + 2 * n_features)
+    fixed = 8 * n_samples * n_features * 3  # X, a fold's training copy, a scaler's output
+    by_memory = max(1, int((budget - fixed) // per_block))
+    by_workers = max(1, -(-n_blocks // max(1, min_chunks)))
+    return min(by_memory, by_workers, n_blocks) if n_blocks else 1

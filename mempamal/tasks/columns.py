@@ -18,6 +18,7 @@ that block's predictions (correct for any scorer, only slower).
 from __future__ import annotations
 
 import functools
+import time
 import traceback
 import warnings
 from typing import Any, Callable, NamedTuple
@@ -197,22 +198,28 @@ def search(estimator, candidates: list[dict], X, Y: np.ndarray, splits: list, sc
     scores : dict of str -> ndarray of shape (n_blocks, n_candidates, n_splits)
     n_failed : ndarray of shape (n_blocks,)
         Failed fits per block.
+    times : dict of str -> ndarray of shape (n_candidates, n_splits)
+        "fit_time" and "score_time" of each fit, shared by the chunk's blocks.
     """
     block_scorers = {m: BlockScorer(s) for m, s in scorers.items()}
     n_blocks = Y.shape[1] // block
     tables = {m: np.empty((n_blocks, len(candidates), len(splits))) for m in scorers}
+    times = {k: np.empty((len(candidates), len(splits))) for k in ("fit_time", "score_time")}
     n_failed = np.zeros(n_blocks, dtype=int)
     for i, (train, test) in enumerate(splits):
         X_train, X_test, Y_train, Y_test = _rows(X, train), _rows(X, test), Y[train], Y[test]
         fit_params, score_params = fold_params(train, test)
         for c, params in enumerate(candidates):
+            start = time.perf_counter()
             predictions, errors = _fit_predict_blocks(estimator, params, X_train, Y_train, X_test, block, fit_params,
                                                       error_score, f"{where}inner {i}, candidate {c}")
+            times["fit_time"][c, i] = time.perf_counter() - start
             n_failed[list(errors)] += 1
             for m, scores in _score_blocks(block_scorers, Y_test, predictions, block, X_test, score_params, errors,
                                            error_score).items():
                 tables[m][:, c, i] = scores
-    return tables, n_failed
+            times["score_time"][c, i] = time.perf_counter() - start - times["fit_time"][c, i]
+    return tables, n_failed, times
 
 
 def select(refit_scores: np.ndarray) -> np.ndarray:
@@ -258,6 +265,7 @@ class FoldResult(NamedTuple):
     n_failed: np.ndarray              # (n_blocks,) failed inner fits
     test: dict[str, np.ndarray]       # metric -> (n_blocks,)
     predictions: np.ndarray           # (n_test, k)
+    times: dict[str, Any]             # inner "fit_time"/"score_time" (n_candidates, n_inner); "refit_time" (s)
 
 
 def outer_fold(estimator, candidates: list[dict] | None, X, Y: np.ndarray, train, test, inner_splits: list,
@@ -272,19 +280,22 @@ def outer_fold(estimator, candidates: list[dict] | None, X, Y: np.ndarray, train
     inner_params = (lambda tr, te: fold_params("inner", tr, te)) if fold_params else _no_params
     outer_params = (lambda tr, te: fold_params("outer", tr, te)) if fold_params else _no_params
     inner: dict[str, np.ndarray] = {}
+    times: dict[str, Any] = {}
     n_failed = np.zeros(n_blocks, dtype=int)
     best = np.zeros(n_blocks, dtype=int)
     if candidates is not None:
-        inner, n_failed = search(estimator, candidates, X, Y, inner_splits, scorers, block=block,
+        inner, n_failed, times = search(estimator, candidates, X, Y, inner_splits, scorers, block=block,
                                  error_score=error_score, fold_params=inner_params, where=where)
         n_fits = len(candidates) * len(inner_splits)
         if (n_failed == n_fits).any():
             b = int(np.flatnonzero(n_failed == n_fits)[0])
             raise ValueError(f"All the {n_fits} fits failed on {where}block {b}; see the warnings for their errors")
         best = select(inner[refit])
+    start = time.perf_counter()
     test_scores, predictions = refit_and_test(estimator, candidates, best, X, Y, train, test, scorers, block=block,
                                               fold_params=outer_params)
-    return FoldResult(best, inner, n_failed, test_scores, predictions)
+    times["refit_time"] = time.perf_counter() - start
+    return FoldResult(best, inner, n_failed, test_scores, predictions, times)
 
 
 def stack_y(y: np.ndarray, columns: list[tuple[int | None, int]], indices: np.ndarray | None) -> np.ndarray:
@@ -297,17 +308,3 @@ def stack_y(y: np.ndarray, columns: list[tuple[int | None, int]], indices: np.nd
             col = col[indices[p]]
         parts.append(col.reshape(col.shape[0], -1))
     return np.concatenate(parts, axis=1)
-
-
-def columns_per_chunk(n_samples: int, n_features: int, n_blocks: int, block: int, *, budget: float = 5e8,
-                      min_chunks: int = 1) -> int:
-    """Blocks per chunk: as many as a task's memory budget (bytes) holds, and at least ``min_chunks`` chunks.
-
-    Per column a task holds the chunk's y, its permuted copy, one fold's predictions and a model's
-    coefficients, each in float64; X and the folds are shared by every column.
-    """
-    per_block = 8 * block * (3 * n_samples + 2 * n_features)
-    fixed = 8 * n_samples * n_features * 3  # X, a fold's training copy, a scaler's output
-    by_memory = max(1, int((budget - fixed) // per_block))
-    by_workers = max(1, -(-n_blocks // max(1, min_chunks)))
-    return min(by_memory, by_workers, n_blocks) if n_blocks else 1

@@ -21,6 +21,7 @@ import numpy as np
 from ..experiment.encoding import decode, encode
 from ..workdir.files import WRITTEN_BY_WRITE, InputFileError, load_arrays, read_json, reading, save_arrays, write_json
 from ..workdir.layout import EXPERIMENT, PERMUTATIONS, TaskId
+from .stacked import gather_stacked, run_columns
 
 # A file a task needs is missing, unreadable or from another experiment (the name tasks raise it by).
 TaskInputError = InputFileError
@@ -367,26 +368,28 @@ def _gather_target(ctx: Context, target: int | None) -> tuple[dict, dict[str, An
     return results, arrays
 
 
-def _gather_permutations(ctx: Context, test_scores: dict[str, np.ndarray]) -> tuple[dict, dict[str, Any]]:
+def _gather_permutations(ctx: Context, test_scores: dict[str, np.ndarray],
+                         folds: dict[str, np.ndarray] | None = None) -> tuple[dict, dict[str, Any]]:
     """Permutation scores and p-values per metric; ``test_scores[m]`` is (n_targets, n_outer).
 
     Reads one permutation task's output at a time: only the (n_targets, N, n_outer) score tables
     are held, the score of a permutation being the mean of its outer folds', as in
-    permutation_test_score.
+    permutation_test_score. ``folds``: those tables, already read (stacked columns).
     """
     from ..experiment.permutations import pvalues, pvalues_max_t
 
     doc = ctx.doc
     n, n_outer = doc["n_permutations"], doc["n_outer"]
     targets = ctx.targets
-    folds = {m: np.full((len(targets), n, n_outer), np.nan) for m in test_scores}
-    for j, t in enumerate(targets):
-        for k in range(doc["n_permutation_chunks"]):
-            for o in range(n_outer):
-                meta, arrays = _read_output(ctx, TaskId("permute", target=t, perm=k, outer=o))
-                start, stop = meta["permutations"]
-                for m in folds:
-                    folds[m][j, start:stop, o] = arrays[f"test_{m}"]
+    if folds is None:
+        folds = {m: np.full((len(targets), n, n_outer), np.nan) for m in test_scores}
+        for j, t in enumerate(targets):
+            for k in range(doc["n_permutation_chunks"]):
+                for o in range(n_outer):
+                    meta, arrays = _read_output(ctx, TaskId("permute", target=t, perm=k, outer=o))
+                    start, stop = meta["permutations"]
+                    for m in folds:
+                        folds[m][j, start:stop, o] = arrays[f"test_{m}"]
     summary: dict[str, Any] = {"n_permutations": n, "random_state": doc["permutation_random_state"],
                                "score": {}, "pvalues": {}, "pvalues_fwer": {}}
     arrays: dict[str, Any] = {}
@@ -414,7 +417,11 @@ def run_gather(workdir: Path) -> None:
                                "n_outer": doc["n_outer"], "search": doc["search"],
                                "per_target": bool(doc.get("per_target")), "n_targets": doc.get("n_targets")}
     arrays: dict[str, Any] = {}
-    parts = [_gather_target(ctx, t) for t in ctx.targets]
+    permutation_folds = None
+    if (doc.get("stacking") or {}).get("stacked"):
+        parts, permutation_folds = gather_stacked(ctx, _read_output)
+    else:
+        parts = [_gather_target(ctx, t) for t in ctx.targets]
     if doc.get("per_target"):
         results["targets"] = [part for part, _ in parts]
         for t, (_, part_arrays) in enumerate(parts):
@@ -424,7 +431,7 @@ def run_gather(workdir: Path) -> None:
         arrays.update(parts[0][1])
     if doc.get("n_permutations"):
         test_scores = {m: np.stack([part_arrays[f"test_{m}"] for _, part_arrays in parts]) for m in results["metrics"]}
-        results["permutation"], permutation_arrays = _gather_permutations(ctx, test_scores)
+        results["permutation"], permutation_arrays = _gather_permutations(ctx, test_scores, permutation_folds)
         arrays.update(permutation_arrays)
     results_json, results_npz = task_id.outputs
     save_arrays(workdir / results_npz, meta=fingerprints, **arrays)
@@ -443,7 +450,7 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     parser.add_argument("--log", metavar="FILE", default=None,
                         help="send the task's output and errors to FILE, relative to the workdir (default: "
                              "this command's stdout and stderr)")
-    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,permute,gather,batch}")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,permute,columns,gather,batch}")
     workdir = "the workdir (workflow.json runs every command from it, as '.')"
     target = "the target (column of y) when each target is analysed apart (per_target)"
     p = stages.add_parser("map", help="fit and score a chunk of the grid on one inner fold")
@@ -461,6 +468,11 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     p.add_argument("--target", type=int, help=target)
     p.add_argument("--perm", type=int, required=True, help="the chunk of permutations (permutation_chunk_size)")
     p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p = stages.add_parser("columns", help="the whole analyses of a chunk of columns fitted together (stacked), "
+                                          "on one outer fold")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p.add_argument("--chunk", type=int, required=True, help="the chunk of columns (experiment.json's stacking)")
     p = stages.add_parser("gather", help="gather the outer folds into results.json and results.npz")
     p.add_argument("workdir", help=workdir)
     p = stages.add_parser(
@@ -524,6 +536,8 @@ def execute(task_id: TaskId, workdir: Path) -> None:
             run_refit(workdir, task_id.outer, task_id.target)
         elif task_id.stage == "permute":
             run_permute(workdir, task_id.perm, task_id.outer, task_id.target)
+        elif task_id.stage == "columns":
+            run_columns(Context(workdir), task_id.outer, task_id.chunk)
         else:
             run_gather(workdir)
     except InputFileError as e:

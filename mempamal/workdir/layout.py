@@ -22,6 +22,7 @@ PERMUTED_FOLDS_DIR = "permuted_folds"         # the folds of permuted y's that d
 MAPS_DIR = "maps"
 OUTER_DIR = "outer"
 PERMUTATIONS_DIR = "permutations"
+COLUMNS_DIR = "columns"           # a chunk of analyses fitted together, on one outer fold (stacked columns)
 LOG_DIR = "logs"
 RUNNING_DIR = f"{LOG_DIR}/running"  # which process (host, pid) runs a task, while it runs
 SLURM_DIR = "slurm"
@@ -34,7 +35,7 @@ LOCK = "run.lock"                # held by the run in progress
 
 # What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
 GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, DATA_DIR, PERMUTED_FOLDS_DIR, MAPS_DIR, OUTER_DIR,
-             PERMUTATIONS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ)
+             PERMUTATIONS_DIR, COLUMNS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ)
 
 
 def permuted_folds(target: int | None, chunk: int) -> str:
@@ -42,10 +43,10 @@ def permuted_folds(target: int | None, chunk: int) -> str:
     return f"{PERMUTED_FOLDS_DIR}/{'' if target is None else f't{target}-'}p{chunk}.npz"
 
 # -- a task ---------------------------------------------------------------------------
-STAGES = ("map", "refit", "permute", "gather")
+STAGES = ("map", "refit", "permute", "columns", "gather")
 # A task's indices, in the order of its name and command line, with the letter of its name.
 INDICES = (("target", "t"), ("perm", "p"), ("outer", "o"), ("inner", "i"), ("chunk", "c"))
-_OUTPUT_DIR = {"map": MAPS_DIR, "refit": OUTER_DIR, "permute": PERMUTATIONS_DIR}
+_OUTPUT_DIR = {"map": MAPS_DIR, "refit": OUTER_DIR, "permute": PERMUTATIONS_DIR, "columns": COLUMNS_DIR}
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,14 @@ class TaskId:
     stage : str
         "map" (fit and score a grid chunk on an inner fold), "refit" (select, refit, test
         on an outer fold), "permute" (whole analyses of a chunk of permutations of y on an
+        outer fold), "columns" (whole analyses of a chunk of columns fitted together, stacked, on an
         outer fold) or "gather".
     target : int, optional
         The column of y, when each target is analysed on its own.
     perm : int, optional
         The chunk of permutations.
     outer, inner, chunk : int, optional
-        The outer fold, the inner fold, the chunk of the grid.
+        The outer fold, the inner fold, the chunk of the grid (of columns, for "columns").
     """
 
     stage: str

@@ -128,6 +128,14 @@ def build_workflow(doc: dict, python: str) -> Workflow:
         tasks.append(task)
         return task
 
+    stacking = doc.get("stacking") or {}
+    if stacking.get("stacked"):
+        # Every analysis (target, permutation) of a chunk of columns, fitted together on one outer fold.
+        inputs = shared + ([PERMUTATIONS] if doc.get("n_permutations") else [])
+        columns = [add(TaskId("columns", outer=o, chunk=c), inputs)
+                   for c in range(stacking["n_column_chunks"]) for o in range(doc["n_outer"])]
+        add(TaskId("gather"), [EXPERIMENT] + [t.outputs[0] for t in columns], columns)
+        return Workflow(tasks=tasks, python=python)
     targets = range(doc["n_targets"]) if doc.get("per_target") else [None]
     for t in targets:
         for o in range(doc["n_outer"]):

@@ -11,6 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, load_results, run
+from mempamal.workdir.status import workflow_status
 from mempamal.workdir.workflow import load_workflow
 
 TOL = dict(rtol=0, atol=1e-9)
@@ -47,6 +48,8 @@ def test_per_target_stacked_equals_per_analysis_and_sklearn(tmp_path, capsys):
     run(stacked, n_jobs=2, progress=False)
     run(apart, n_jobs=2, progress=False)
     a, b = load_results(stacked), load_results(apart)
+    assert "- columns stacked: 18 columns" in str(workflow_status(stacked))
+    assert workflow_status(apart).to_dict()["stacking"]["stacked"] is False
     _same_results(a, b)
     for t in range(3):
         va, vb = a.targets[t], b.targets[t]

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .files import read_json
 from .workflow import Workflow, is_complete, load_workflow
 
 DONE, RUNNING, PENDING, FAILED, LOST = "done", "running", "pending", "failed", "lost"
@@ -43,6 +44,8 @@ class WorkflowStatus:
         Running or lost task name to its running record (host, pid, started), when it has one.
     finished : bool
         Whether results.json has been written (the experiment is complete).
+    stacking : dict or None
+        experiment.json's "stacking": whether the analyses' columns are fitted together, and why.
     """
 
     workdir: Path
@@ -51,6 +54,7 @@ class WorkflowStatus:
     errors: dict[str, str] = field(default_factory=dict)
     records: dict[str, dict] = field(default_factory=dict)
     finished: bool = False
+    stacking: dict | None = None
 
     def names(self, state: str) -> list[str]:
         return [n for n, s in self.states.items() if s == state]
@@ -66,6 +70,7 @@ class WorkflowStatus:
         return {
             "workdir": str(self.workdir),
             "finished": self.finished,
+            "stacking": self.stacking,
             "counts": self.counts(),
             "failed": [{"task": n, "error": self.errors[n], **self._rerun(n)} for n in self.names(FAILED)],
             "running": self.names(RUNNING),
@@ -92,6 +97,8 @@ class WorkflowStatus:
         lines = [f"{self.workdir}: {c['total']} tasks: {c[DONE]} done, {c[RUNNING]} running, "
                  f"{c[PENDING]} pending, {c[FAILED]} failed, {c[LOST]} lost"
                  + ("; results are ready (mempamal results)" if self.finished else "")]
+        if self.stacking:
+            lines.append(f"- columns {self.stacking['reason']}")
         hosts: dict[str, int] = {}
         for host in self.elsewhere().values():
             hosts[host] = hosts.get(host, 0) + 1
@@ -120,11 +127,15 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
     status : WorkflowStatus
         Print it for a summary; ``counts()`` for the numbers.
     """
-    from .layout import RESULTS_JSON
+    from .layout import EXPERIMENT, RESULTS_JSON
 
     workdir = Path(workdir).resolve()
     workflow = load_workflow(workdir)
-    status = WorkflowStatus(workdir, workflow, finished=(workdir / RESULTS_JSON).exists())
+    try:
+        stacking = read_json(workdir / EXPERIMENT).get("stacking")
+    except (OSError, ValueError):  # status reads what it can; run() and the tasks report a bad experiment.json
+        stacking = None
+    status = WorkflowStatus(workdir, workflow, finished=(workdir / RESULTS_JSON).exists(), stacking=stacking)
     records = running_records(workdir)
     for task in workflow.tasks:
         if is_complete(workdir, task.id):

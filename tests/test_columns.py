@@ -206,7 +206,9 @@ def test_select_ties_and_nan():
 
 
 def test_columns_per_chunk():
-    assert columns_per_chunk(300, 200, 20020, 1, budget=2e9, min_chunks=2) == 10010
+    assert columns_per_chunk(300, 200, 20020, 1, budget=2e9, min_chunks=4) == 5005  # 4 chunks for the workers
+    assert columns_per_chunk(300, 200, 33, 1, min_chunks=4) == 33  # too few columns to be worth two tasks
+    assert columns_per_chunk(300, 200, 1010, 1, min_chunks=4) == 505
     small = columns_per_chunk(500, 1000, 20020, 1, budget=5e7, min_chunks=2)
     assert 1 <= small < 20020 and 8 * small * (3 * 500 + 2 * 1000) <= 5e7
-    assert columns_per_chunk(10, 10, 5, 3, min_chunks=10) == 1
+    assert columns_per_chunk(10, 10, 5, 3) == 5

@@ -38,10 +38,11 @@ def _same_results(a, b):
 
 def test_per_target_stacked_equals_per_analysis_and_sklearn(tmp_path, capsys):
     X, Y = _data()
-    stacked = _experiment(per_target=True, n_permutations=5).write(X, Y, tmp_path / "stacked")
+    # A small memory budget: chunks of 5 analyses, cutting targets apart (18 = 3 x (1 + 5) analyses).
+    stacked = _experiment(per_target=True, n_permutations=5, column_memory=12500).write(X, Y, tmp_path / "stacked")
     assert "mempamal: stacked: 18 columns" in capsys.readouterr().out
     doc = json.loads((stacked / "experiment.json").read_text())
-    assert doc["stacking"]["stacked"] and doc["stacking"]["n_column_chunks"] == 4
+    assert doc["stacking"]["stacked"] and doc["stacking"]["chunk_size"] == 5 and doc["stacking"]["n_column_chunks"] == 4
     assert {t.stage for t in load_workflow(stacked).tasks} == {"columns", "gather"}
     apart = _experiment(per_target=True, n_permutations=5, stack_columns=False).write(X, Y, tmp_path / "apart")
     assert "not stacked: stack_columns=False" in capsys.readouterr().out

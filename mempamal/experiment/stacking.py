@@ -278,15 +278,24 @@ def _final_name(estimator) -> str:
     return type(_final(estimator)).__name__
 
 
+# Fewest columns worth a task of their own: below it, a task's start (an interpreter, scikit-learn's
+# import, X read) costs more than the fits it saves another worker.
+MIN_CHUNK_COLUMNS = 500
+
+
 def columns_per_chunk(n_samples: int, n_features: int, n_blocks: int, block: int, *, budget: float = 5e8,
                       min_chunks: int = 1) -> int:
-    """Blocks per chunk: as many as a task's memory budget (bytes) holds, and at least ``min_chunks`` chunks.
+    """Blocks per chunk: as many as a task's memory budget (bytes) holds, cut into up to ``min_chunks``
+    even chunks (with the outer folds, work for every worker) while each keeps ``MIN_CHUNK_COLUMNS``.
 
     Per column a task holds the chunk's y, its permuted copy, one fold's predictions and a model's
     coefficients, each in float64; X and the folds are shared by every column.
     """
+    if n_blocks < 1:
+        return 1
     per_block = 8 * block * (3 * n_samples + 2 * n_features)
     fixed = 8 * n_samples * n_features * 3  # X, a fold's training copy, a scaler's output
     by_memory = max(1, int((budget - fixed) // per_block))
-    by_workers = max(1, -(-n_blocks // max(1, min_chunks)))
-    return min(by_memory, by_workers, n_blocks) if n_blocks else 1
+    worth = max(1, min(min_chunks, n_blocks * block // MIN_CHUNK_COLUMNS))
+    n_chunks = max(-(-n_blocks // by_memory), worth)
+    return -(-n_blocks // n_chunks)

@@ -97,3 +97,22 @@ def test_fall_back_says_why(tmp_path, capsys):
         exp.write(X, Y, tmp_path / "w2")
     with pytest.raises(ValueError, match="stack_columns: expected"):
         Experiment(Ridge(), stack_columns="yes")
+
+
+def test_one_target_with_sample_weight(tmp_path, capsys):
+    """y 1-D: y and its permutations are the columns; per-sample weights go where scikit-learn sends them."""
+    X, Y = _data()
+    w = np.random.RandomState(2).uniform(0.5, 2.0, X.shape[0])
+    stacked = _experiment(n_permutations=3).write(X, Y[:, 0], tmp_path / "stacked", params={"sample_weight": w})
+    assert "stacked: 4 columns" in capsys.readouterr().out
+    apart = _experiment(n_permutations=3, stack_columns=False).write(X, Y[:, 0], tmp_path / "apart",
+                                                                     params={"sample_weight": w})
+    run(stacked, n_jobs=1, progress=False)
+    run(apart, n_jobs=1, progress=False)
+    a, b = load_results(stacked), load_results(apart)
+    _same_results(a, b)
+    assert a.best_params == b.best_params and a.predictions.shape == (X.shape[0],)
+    np.testing.assert_allclose(a.predictions, b.predictions, **TOL)
+    for m in a.metrics:
+        np.testing.assert_allclose(a.test_scores[m], b.test_scores[m], **TOL)
+        np.testing.assert_allclose(a.inner_scores[m], b.inner_scores[m], **TOL)

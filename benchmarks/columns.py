@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -97,8 +96,32 @@ def speedup(args, root: Path) -> None:
     print(f"  equal within {worst:.1e}; stacked is {t2 / t1:.1f}x faster")
 
 
-def peak_child_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: kilobytes
+class PeakMemory:
+    """The largest resident memory of any child process (a worker, with the tasks it runs), sampled
+    every 0.2 s while the run goes on: a worker's peak bounds the peak of each task it ran."""
+
+    def __enter__(self) -> "PeakMemory":
+        import threading
+
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(0.2):
+            for child in me.children(recursive=True):
+                try:
+                    self.peak = max(self.peak, child.memory_info().rss)
+                except psutil.Error:
+                    pass
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def paper(args, root: Path) -> float:
@@ -106,9 +129,10 @@ def paper(args, root: Path) -> float:
     n_columns = args.targets * (args.permutations + 1)
     print(f"paper: {args.targets} targets x {args.permutations} permutations ({n_columns} columns), "
           f"n={args.n}, p={args.p}, n_jobs={args.n_jobs} ({load()})")
-    results, written, total, n_tasks = timed_run(case, args.permutations, True, args.n_jobs, root)
+    with PeakMemory() as memory:
+        results, written, total, n_tasks = timed_run(case, args.permutations, True, args.n_jobs, root)
     print(f"  stacked: {total:.1f} s (write {written:.1f} s, {n_tasks} tasks), peak memory of a worker "
-          f"{peak_child_rss_mb():.0f} MB ({load()})")
+          f"{memory.peak / 2**20:.0f} MB ({load()})")
     print(f"  smallest max-T p-value {np.min(results.pvalues_fwer['r2']):.4f}")
     return total
 

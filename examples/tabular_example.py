@@ -9,11 +9,20 @@ the DataFrame back as it is here (stored as an Arrow file, nothing pickled);
 the results are those of ``cross_validate(GridSearchCV(...), X, y,
 params={"sample_weight": w})``.
 
-    python examples/tabular_example.py [WORKDIR]
+    python examples/tabular_example.py [WORKDIR] [--small]
 
-Needs the tabular extra: pip install "mempamal[tabular]" (pandas, pyarrow).
+``--small``: nested 2 x 2 instead of 4 x 3. Needs the tabular extra: pip
+install "mempamal[tabular]" (pandas, pyarrow). A script only, no notebook.
 """
-import sys
+import argparse
+
+# Arguments first: --help answers before pandas and scikit-learn are imported.
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("workdir", nargs="?", default="runs/tabular_example", help="where to write (default: %(default)s)")
+parser.add_argument("--small", action="store_true", help="a smaller problem, to check that it runs")
+args = parser.parse_args()
+workdir, small = args.workdir, args.small
+n_outer, n_inner = (2, 2) if small else (4, 3)
 
 import numpy as np
 import pandas as pd
@@ -25,8 +34,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from mempamal import Experiment, load_results, run
-
-workdir = sys.argv[1] if len(sys.argv) > 1 else "runs/tabular_example"
 
 rng = np.random.RandomState(0)
 n = 300
@@ -57,11 +64,11 @@ pipe = Pipeline([("prep", prep),
                  ("hgb", HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=30,
                                                         random_state=0))])
 exp = Experiment(pipe,
-                 cv=StratifiedKFold(4, shuffle=True, random_state=0),
+                 cv=StratifiedKFold(n_outer, shuffle=True, random_state=0),
                  param_grid={"hgb__max_depth": [2, 3], "hgb__learning_rate": [0.05, 0.2]},
-                 inner_cv=StratifiedKFold(3),
+                 inner_cv=StratifiedKFold(n_inner),
                  scoring=["accuracy", "roc_auc"], refit="roc_auc")
-exp.write(X, y, workdir, params={"hgb__sample_weight": sample_weight})
+exp.write(X, y, workdir, params={"hgb__sample_weight": sample_weight}, overwrite=True)
 run(workdir, backend="local", n_jobs=2)
 res = load_results(workdir)
 print(res.summary())

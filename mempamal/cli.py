@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="report.html (self-contained) or a .png figure (default: WORKDIR/report.html)")
 
+    p = commands.add_parser(
+        "cache", help="list (or --clear) the cached workdirs of model_selection",
+        description="List the workdirs that mempamal.model_selection's functions wrote in the cache folder "
+                    "($MEMPAMAL_CACHE_DIR, else the platform's cache directory), or remove them.")
+    p.add_argument("--clear", action="store_true", help="remove every cached workdir but those a run holds")
+
     from .tasks.stages import task_parser
 
     task_parser(commands.add_parser(
@@ -292,6 +298,11 @@ def _command(args: argparse.Namespace) -> None:
 
         res = load_results(args.workdir)
         print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
+        return
+    if args.command == "cache":
+        from .model_selection.cache import cache_command
+
+        print(cache_command(clear=args.clear))
         return
     if args.command == "report":
         from .results.report import write_report

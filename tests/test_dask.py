@@ -40,10 +40,11 @@ class KillsItsWorkerOnce(LogisticRegression):
         self.marker = marker
 
     def fit(self, X, y, **params):
-        if not os.path.exists(self.marker):
-            open(self.marker, "w").close()
-            os.kill(os.getpid(), signal.SIGKILL)
-        return super().fit(X, y, **params)
+        try:  # created atomically: of two fits at once on two workers, exactly one kills its worker
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return super().fit(X, y, **params)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class KillsItsWorkerOnRow(LogisticRegression):
@@ -112,6 +113,19 @@ def _stop(proc, timeout=15):
     proc.wait()
 
 
+def _scheduler_address(scheduler_file, scheduler, log, timeout=60):
+    """The address in the scheduler file, once it is whole: the scheduler creates the file, then writes it
+    (not atomically), so a file that exists may still be empty or cut short."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return json.loads(scheduler_file.read_text())["address"]
+        except (FileNotFoundError, ValueError, KeyError):
+            assert scheduler.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"the scheduler did not write {scheduler_file} in {timeout} s"
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def scheduler_address(tmp_path_factory):
     """`dask scheduler` and two `dask worker` processes on loopback, stopped at the end."""
@@ -128,13 +142,7 @@ def scheduler_address(tmp_path_factory):
     try:
         scheduler = start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                           "--scheduler-file", str(scheduler_file), log="scheduler.log")
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            assert scheduler.poll() is None, (tmp / "scheduler.log").read_text()
-            assert time.monotonic() < deadline, "the scheduler did not start in 60 s"
-            time.sleep(0.1)
-        time.sleep(0.2)  # written, maybe not yet flushed
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = _scheduler_address(scheduler_file, scheduler, tmp / "scheduler.log")
         for i in range(2):
             # --death-timeout: a worker whose scheduler vanished exits by itself.
             start("worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
@@ -235,12 +243,16 @@ def test_unreachable_scheduler_is_named(workdir):
 
     exp, X, y = iris_experiment(param_grid=None)
     exp.write(X, y, workdir)
-    with socket.socket() as s:  # a port nobody listens on
+    # A port bound but never listened on, held for the whole test: connecting to it is refused. Released
+    # before the run, another process (another test's scheduler or worker) could take it, and the client's
+    # retries could even connect to themselves from that very port (TCP's simultaneous open).
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
-        with pytest.raises(ConnectionError, match=f"scheduler_address: cannot reach a Dask scheduler at {address}"):
-            run(workdir, backend="dask", scheduler_address=address, progress=False)
+        with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+            with pytest.raises(ConnectionError,
+                               match=f"scheduler_address: cannot reach a Dask scheduler at {address}"):
+                run(workdir, backend="dask", scheduler_address=address, progress=False)
 
 
 def test_a_task_dask_recomputes_after_it_finished_is_not_run_again(local_run):

@@ -1,5 +1,4 @@
 """The examples run as written (the notebooks: test_notebooks.py)."""
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,32 +11,55 @@ from sklearn.linear_model import ElasticNet
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+SCRIPTS = ["first_example.py", "second_example.py", "third_example.py", "fourth_example.py", "fifth_example.py",
+           "tabular_example.py", "make_notebooks.py"]
+
+
+def run_small(name, workdir, *options):
+    """An example script run at its small size (``--small``), its output."""
+    return subprocess.run([sys.executable, str(EXAMPLES / name), str(workdir), "--small", *options],
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_prints_usage_and_runs_nothing(name, tmp_path):
+    out = subprocess.run([sys.executable, str(EXAMPLES / name), "--help"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"usage: {name} ")
+    if name != "make_notebooks.py":
+        assert "[--small]" in out.stdout and "workdir" in out.stdout
+    assert list(tmp_path.iterdir()) == [], "--help must create nothing (no workdir named --help)"
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_an_unknown_option_is_an_error_not_a_workdir(name, tmp_path):
+    out = subprocess.run([sys.executable, str(EXAMPLES / name), "--bogus"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "unrecognized arguments: --bogus" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["first_example.py", "second_example.py"])
 def test_example_runs(name, tmp_path):
-    out = subprocess.run([sys.executable, str(EXAMPLES / name), str(tmp_path / "run")],
-                         capture_output=True, text=True, check=True).stdout
-    assert "f1_weighted" in out
+    assert "f1_weighted" in run_small(name, tmp_path / "run")
 
 
 def test_tabular_example_runs(tmp_path):
     pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    out = subprocess.run([sys.executable, str(EXAMPLES / "tabular_example.py"), str(tmp_path / "run")],
-                         capture_output=True, text=True, check=True).stdout
+    out = run_small("tabular_example.py", tmp_path / "run")
     assert "roc_auc" in out and "hgb__max_depth=" in out and "predictions: {'churn': " in out
 
 
 def test_third_example_runs_small(tmp_path):
-    env = dict(os.environ, MEMPAMAL_EXAMPLE_SMALL="1")
-    out = subprocess.run([sys.executable, str(EXAMPLES / "third_example.py"), str(tmp_path / "run")],
-                         capture_output=True, text=True, check=True, env=env).stdout
+    out = run_small("third_example.py", tmp_path / "run", "--plot")
     assert "l1_ratio=" in out and "balanced_accuracy" in out
+    assert (tmp_path / "run" / "elastic_net.png").stat().st_size > 0
 
 
 def test_fifth_example_runs_small(tmp_path):
-    env = dict(os.environ, MEMPAMAL_EXAMPLE_SMALL="1")
-    out = subprocess.run([sys.executable, str(EXAMPLES / "fifth_example.py"), str(tmp_path / "run")],
-                         capture_output=True, text=True, check=True, env=env).stdout
+    out = run_small("fifth_example.py", tmp_path / "run")
     assert "p-value (FWER)" in out and "target 3 (noise): r2 " in out
     assert (tmp_path / "run" / "permutations.png").stat().st_size > 0
 

@@ -1,4 +1,5 @@
-"""The example notebooks run as written (nbclient, one kernel each), on smaller problems.
+"""The example notebooks are their scripts' cells, and run as written (nbclient, one kernel each), on smaller
+problems.
 
 Each notebook reads MEMPAMAL_EXAMPLE_SMALL=1 to shrink its data, folds and grid,
 and MEMPAMAL_EXAMPLE_WORKDIR for where to write. The five run two at a time (a
@@ -6,6 +7,8 @@ kernel's start-up is mostly one core's work), once for all the tests here.
 """
 import asyncio
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -41,6 +44,47 @@ def executed(tmp_path_factory):
         return dict(zip(NOTEBOOKS, await asyncio.gather(*map(execute, NOTEBOOKS))))
 
     return asyncio.run(execute_all())
+
+
+def test_notebooks_are_their_scripts_cells():
+    out = subprocess.run([sys.executable, str(EXAMPLES / "make_notebooks.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_script_only_cells_stay_out_of_notebooks_and_notebook_only_cells_in(tmp_path):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from make_notebooks import cells_of
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    script = tmp_path / "example.py"
+    script.write_text('''"""The docstring: the script's only."""
+# %% [markdown]
+# # A title
+#
+# Some *text*.
+
+# %% active="py"
+import argparse
+
+# %% active="ipynb"
+# import os
+#
+# small = os.environ.get("SMALL") == "1"
+
+# %%
+x = 1
+''')
+    assert cells_of(script) == [("markdown", "# A title\n\nSome *text*."),
+                                ("code", "import os\n\nsmall = os.environ.get(\"SMALL\") == \"1\""),
+                                ("code", "x = 1")]
+    script.write_text("# %% [code]\nx = 1\n")
+    with pytest.raises(ValueError, match="example.py:1: unknown cell marker"):
+        cells_of(script)
+    script.write_text("# %% [markdown]\nnot a comment\n")
+    with pytest.raises(ValueError, match="example.py:2: expected '# ' or '#'"):
+        cells_of(script)
 
 
 def mimetypes(outputs):

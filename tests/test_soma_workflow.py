@@ -259,8 +259,8 @@ def test_failed_task_reported_with_its_stderr(tmp_path):
 
 def test_fourth_example_small(tmp_path):
     # HOME is a temporary directory: the example's light mode keeps its database there.
-    env = dict(os.environ, HOME=str(tmp_path), MEMPAMAL_EXAMPLE_SMALL="1")
-    out = subprocess.run([sys.executable, str(EXAMPLES / "fourth_example.py"), str(tmp_path / "run")],
+    env = dict(os.environ, HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, str(EXAMPLES / "fourth_example.py"), str(tmp_path / "run"), "--small"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "r2" in out.stdout

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import traceback
 from pathlib import Path
+
+from .encoding import EncodingError
+from .experiment import Experiment
 
 
 class ConfigError(ValueError):
@@ -32,9 +36,6 @@ def load_config(path: str | os.PathLike):
     ConfigError
         Naming the file (and its line when its code raised) and what to fix.
     """
-    from .encoding import EncodingError
-    from .experiment import Experiment
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config: {path} is not a file (expected a Python file defining "
@@ -78,8 +79,6 @@ def load_config(path: str | os.PathLike):
 
 def _where(path: Path) -> str:
     """", line N" of the innermost frame of the exception being handled that is in ``path``."""
-    import sys
-
     frames = traceback.extract_tb(sys.exc_info()[2])
     lines = [f.lineno for f in frames if Path(f.filename) == path or f.filename == str(path)]
     return f", line {lines[-1]}" if lines else ""

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..workdir.files import WRITTEN_BY_WRITE, atomic_open, reading
 from ..workdir.layout import FOLDS as FOLDS_FILE
+from ..workdir.tabular import is_pandas
 
 
 def compute_folds(estimator, cv, inner_cv, X, y, groups, where: str = "") -> dict[str, np.ndarray]:
@@ -46,6 +47,50 @@ def compute_folds(estimator, cv, inner_cv, X, y, groups, where: str = "") -> dic
             arrays[f"inner_train_{o}_{i}"] = np.asarray(inner_train, dtype=np.intp)
             arrays[f"inner_test_{o}_{i}"] = np.asarray(inner_test, dtype=np.intp)
     return arrays
+
+
+def compute_target_folds(estimator, cv, inner_cv, X, y, groups, targets: list[int | None], *,
+                         with_search: bool, ignore_y: bool = False) -> dict[str, np.ndarray]:
+    """Every analysis' folds, each under its target's prefix: the arrays of folds.npz.
+
+    ``targets``: the columns of y analysed apart, or ``[None]`` for y as a whole. Every target
+    must split into as many folds as the first: the tasks are laid out once for all.
+    ``ignore_y``: the splitters ignore y and split alike every time: the first target's split
+    serves every target (the same arrays, split once).
+    """
+    fold_arrays: dict[str, np.ndarray] = {}
+    for t in targets:
+        where = "" if t is None else f" (target {t}, column {t} of y)"
+        if t and ignore_y:
+            fold_arrays.update(prefixed(fold_arrays_of(fold_arrays, 0), target_prefix(t)))
+            continue
+        arrays = compute_folds(estimator, cv, inner_cv, X, column(y, t), groups, where)
+        n_outer, n_inner = count_folds(arrays)
+        if n_outer == 0 or (with_search and min(n_inner) == 0):
+            raise ValueError("cv / inner_cv: the splitter produced no folds")
+        if t:
+            check_same_counts((n_outer, n_inner), count_folds(fold_arrays_of(fold_arrays, 0)), where)
+        fold_arrays.update(prefixed(arrays, target_prefix(t)))
+    return fold_arrays
+
+
+def column(y: np.ndarray, target: int | None) -> np.ndarray:
+    """The y of one target's analysis (the whole y when targets are not analysed apart)."""
+    return y if target is None else y[:, target]
+
+
+def fold_arrays_of(fold_arrays: dict[str, np.ndarray], target: int | None) -> dict[str, np.ndarray]:
+    """One target's folds, without their prefix (None: y as a whole, whose folds have none)."""
+    prefix = target_prefix(target)
+    return {k[len(prefix):]: v for k, v in fold_arrays.items() if k.startswith(prefix)}
+
+
+def check_same_counts(counts: tuple[int, list[int]], expected: tuple[int, list[int]], where: str) -> None:
+    """Refuse a split whose (outer, inner) fold counts differ from the first analysis'."""
+    if counts != expected:
+        raise ValueError(f"cv / inner_cv: the splitter gives {counts[0]} outer folds and {counts[1]} inner folds"
+                         f"{where}, but {expected[0]} and {expected[1]} for the first target (or the unpermuted y); "
+                         "every analysis needs the same number of folds: use a splitter with a fixed n_splits")
 
 
 # scikit-learn's words in a splitter's error -> what to do about it.
@@ -149,8 +194,6 @@ def subset(array: Any, indices: np.ndarray) -> Any:
     """
     if array is None:
         return None
-    from ..workdir.tabular import is_pandas
-
     if is_pandas(array):
         return array.take(indices)
     rows = array[indices]

@@ -12,6 +12,10 @@ from typing import Iterator
 
 import numpy as np
 
+from ..workdir.layout import chunk_count, permuted_folds
+from .folds import (check_same_counts, column, compute_folds, count_folds, fold_arrays_of, permutation_prefix,
+                    prefixed, same_folds)
+
 
 def permutation_indices(n_samples: int, groups, n_permutations: int, random_state) -> np.ndarray:
     """(n_permutations, n_samples) row indices: ``y[indices[p]]`` is permutation ``p`` of y.
@@ -36,6 +40,42 @@ def permutation_indices(n_samples: int, groups, n_permutations: int, random_stat
     return out
 
 
+def draw_permutations(estimator, cv, inner_cv, X, y, groups, targets: list[int | None],
+                      fold_arrays: dict[str, np.ndarray], *, n_permutations: int, random_state,
+                      chunk_size: int, ignore_y: bool = False
+                      ) -> tuple[np.ndarray | None, dict[str, dict[str, np.ndarray]]]:
+    """The permutation indices, and the permuted folds per file (None and {} without permutations).
+
+    A file holds the folds of one target and chunk of permutations, and only those that differ
+    from the unpermuted y's (``fold_arrays``): a splitter that ignores y stores nothing. Computed
+    at write() so that a permuted y that cannot be split is refused before anything runs.
+    ``ignore_y``: the splitters ignore y and split alike every time: no permuted y is split and no
+    file is written (experiment.json's ``permuted_folds`` is False).
+    """
+    if not n_permutations:
+        return None, {}
+    indices = permutation_indices(y.shape[0], groups, n_permutations, random_state)
+    if ignore_y:
+        return indices, {}
+    permuted: dict[str, dict[str, np.ndarray]] = {}
+    for t in targets:
+        observed = fold_arrays_of(fold_arrays, t)
+        y_t = column(y, t)
+        for k, members in enumerate(chunks(n_permutations, chunk_size)):
+            arrays: dict[str, np.ndarray] = {}
+            for p in members:
+                where = (f" (permutation {p} of y{'' if t is None else f', target {t}'}; "
+                         f"permutation_random_state={random_state}; a permutation moves samples "
+                         "between classes of a group or fold: if fewer splits do not suit, "
+                         "try another permutation_random_state)")
+                split = compute_folds(estimator, cv, inner_cv, X, y_t[indices[p]], groups, where)
+                check_same_counts(count_folds(split), count_folds(observed), where)
+                if not same_folds(split, observed):
+                    arrays.update(prefixed(split, permutation_prefix(p)))
+            permuted[permuted_folds(t, k)] = arrays
+    return indices, permuted
+
+
 def chunks(n_permutations: int, chunk_size: int) -> Iterator[range]:
     """The permutations of each permutation task, chunk by chunk."""
     for start in range(0, n_permutations, chunk_size):
@@ -45,7 +85,7 @@ def chunks(n_permutations: int, chunk_size: int) -> Iterator[range]:
 def default_chunk_size(n_permutations: int) -> int:
     """Permutations per task: about a hundred tasks per target and outer fold at most, so that
     1,000 permutations of 20 targets in 5 folds stay ten thousand tasks, each several analyses long."""
-    return max(1, -(-n_permutations // 100))
+    return max(1, chunk_count(n_permutations, 100))
 
 
 def pvalues(scores: np.ndarray, permutation_scores: np.ndarray) -> np.ndarray:

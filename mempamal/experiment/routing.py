@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..workdir.data import load_params
+from .folds import subset
+
 
 class _Key:
     """Stands in for a params value while routing: tells which key ended where."""
@@ -99,8 +102,6 @@ def _per_metric(scorer, kwargs: dict, enabled: bool, metrics: list[str]) -> dict
 
 def select(values: dict[str, Any], routing: dict[str, str], indices) -> dict[str, Any]:
     """The keyword arguments of one call: ``routing``'s params, rows ``indices`` of each."""
-    from .folds import subset
-
     return {arg: subset(values[key], indices) for arg, key in routing.items()}
 
 
@@ -110,8 +111,6 @@ def fold_params(workdir, doc: dict, stage: str, train, test) -> tuple[dict[str, 
     routing = doc.get("params")
     if not routing:
         return {}, {}
-    from ..workdir.data import load_params
-
     values = load_params(workdir, doc["data"])
     scores = routing["inner_score" if stage == "inner" else "outer_score"]
     return select(values, routing["fit"], train), {m: select(values, r, test) for m, r in scores.items()}

@@ -14,12 +14,11 @@ holding its tasks' dependencies. A batch of one task is that task's own command.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import STAGES, TaskId, batch_file, batch_log, batch_name
+from .layout import STAGES, TaskId, batch_file, batch_log, batch_name, chunk_count
 from .workflow import Task, task_command
 
 BATCH_FORMAT = "mempamal/batch-1"
@@ -88,7 +87,7 @@ class Batch:
 
 def default_batch_size(n_tasks: int, jobs_at_once: int) -> int:
     """Tasks per batch for a stage of ``n_tasks``: ``BATCHES_PER_SLOT`` batches per job slot."""
-    return max(math.ceil(n_tasks / (BATCHES_PER_SLOT * jobs_at_once)), 1)
+    return max(chunk_count(n_tasks, BATCHES_PER_SLOT * jobs_at_once), 1)
 
 
 def check_batch_options(batch_size: int | None, jobs_at_once: int | None) -> None:
@@ -128,7 +127,7 @@ def plan_batches(tasks: list[Task], batch_size: int | None = None, jobs_at_once:
     for stage in sorted(by_stage, key=STAGES.index):
         members = by_stage[stage]
         size = batch_size or default_batch_size(len(members), jobs_at_once)
-        n_batches = math.ceil(len(members) / size)
+        n_batches = chunk_count(len(members), size)
         bounds = [round(k * len(members) / n_batches) for k in range(n_batches + 1)]
         for k in range(n_batches):
             chunk, dependencies = members[bounds[k]:bounds[k + 1]], []

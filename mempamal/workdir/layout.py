@@ -38,6 +38,15 @@ GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, DATA_DIR, PERMUTED_FOLDS_DIR
              PERMUTATIONS_DIR, COLUMNS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ)
 
 
+def chunk_count(n_items: int, chunk_size: int) -> int:
+    """How many chunks of at most ``chunk_size`` items hold ``n_items`` (the last may hold fewer).
+
+    The one ceiling division behind every count of chunks: of the grid (map tasks), of the
+    permutations (permute tasks), of the tasks (batches).
+    """
+    return -(-n_items // chunk_size)
+
+
 def permuted_folds(target: int | None, chunk: int) -> str:
     """The file of the permuted folds of one target (None: y as a whole) and chunk of permutations."""
     return f"{PERMUTED_FOLDS_DIR}/{'' if target is None else f't{target}-'}p{chunk}.npz"

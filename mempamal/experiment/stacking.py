@@ -233,9 +233,9 @@ def decide(estimator, candidates: list[dict] | None, cv, inner_cv, scoring: dict
     """
     if mode is False:
         return Decision(False, "not stacked: stack_columns=False")
-    reason = _blocking(estimator, candidates, cv, inner_cv, scoring, classifier)
-    if reason is None and n_columns < 2:
-        reason = "one analysis, one column: nothing to fit together"
+    # One analysis first: nothing to judge (and no clone of every candidate) when nothing could be stacked.
+    reason = ("one analysis, one column: nothing to fit together" if n_columns < 2
+              else _blocking(estimator, candidates, cv, inner_cv, scoring, classifier))
     if reason is not None:
         if mode is True:
             raise ValueError(f"stack_columns=True: the columns cannot be fitted together: {reason}; "

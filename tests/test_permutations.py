@@ -252,9 +252,13 @@ def test_other_back_ends_give_the_same_p_values(backend, options, tmp_path):
     if backend == "dask":
         pytest.importorskip("distributed")
     X, Y = load_linnerud(return_X_y=True)
+    # The per-analysis path (permute tasks), then the stacked one (columns tasks) on the same back-end.
     exp = Experiment(Ridge(), cv=KFold(3, shuffle=True, random_state=0), param_grid={"alpha": [0.1, 10.0]},
-                     inner_cv=KFold(2), scoring="r2", n_permutations=4, permutation_chunk_size=2, per_target=True)
+                     inner_cv=KFold(2), scoring="r2", n_permutations=4, permutation_chunk_size=2, per_target=True,
+                     stack_columns=False)
     local, other = exp.write(X, Y, tmp_path / "local"), exp.write(X, Y, tmp_path / backend)
+    exp.stack_columns = True
+    stacked = exp.write(X, Y, tmp_path / f"{backend}-stacked")
     run(local, n_jobs=2, progress=False)
     if backend == "soma-workflow":
         options = {**options, "isolated_light_mode": tmp_path / "soma"}
@@ -264,3 +268,8 @@ def test_other_back_ends_give_the_same_p_values(backend, options, tmp_path):
     np.testing.assert_array_equal(a.permutation_scores["r2"], b.permutation_scores["r2"])
     np.testing.assert_array_equal(a.pvalues_fwer["r2"], b.pvalues_fwer["r2"])
     np.testing.assert_array_equal(a.test_scores["r2"], b.test_scores["r2"])
+    report = run(stacked, backend=backend, progress=False, **options)
+    assert sum(name.startswith("columns-") for name in report.names("done")) == 3  # one chunk x 3 outer folds
+    c = load_results(stacked)
+    for name in ("permutation_scores", "pvalues", "pvalues_fwer", "test_scores"):
+        np.testing.assert_allclose(getattr(c, name)["r2"], getattr(a, name)["r2"], rtol=0, atol=1e-9)

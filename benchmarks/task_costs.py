@@ -61,7 +61,7 @@ def _wall(argv: list[str], cwd: Path) -> tuple[float, float]:
 def startup(args, scratch: Path) -> None:
     """``python -m mempamal task map`` (case B, one map of 10 fits) against bare imports."""
     from mempamal.workdir.layout import TaskId
-    from mempamal.tasks.stages import run_task
+    from mempamal.tasks import run_task
 
     workdir = _iris_workdir(scratch / "iris")
     py = sys.executable
@@ -130,7 +130,7 @@ def scheduling(args, scratch: Path) -> None:
 
     from mempamal import Experiment, run
     from mempamal.workdir.layout import TaskId
-    from mempamal.tasks.stages import run_task
+    from mempamal.tasks import run_task
     from mempamal.workdir.workflow import load_workflow
 
     X, y = np.zeros((20, 2)), np.arange(20) % 2

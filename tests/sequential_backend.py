@@ -27,7 +27,7 @@ class SequentialBackend(Backend):
         self.record = record
 
     def execute(self, workdir, workflow, tasks, progress):
-        from mempamal.tasks.stages import run_task
+        from mempamal.tasks import run_task
 
         outcomes = {}
         for task in tasks:  # in dependency order

@@ -20,7 +20,7 @@ import mempamal
 from mempamal.workdir.workflow import load_workflow
 from mempamal import Experiment, load_results, run
 from mempamal.backends import DONE, FAILED, NOT_RUN, WorkflowError
-from mempamal.experiment.folds import Folds
+from mempamal.workdir.folds import Folds
 
 from conftest import assert_same_results
 

@@ -20,7 +20,8 @@ from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, load_results, run
 from mempamal.workdir.lock import StaleLockWarning
-from mempamal.workdir.layout import PERMUTED_FOLDS_DIR
+from mempamal.workdir.document import ExperimentDoc
+from mempamal.workdir.layout import PERMUTED_FOLDS_DIR, chunk_count
 from mempamal.experiment.permutations import default_chunk_size
 from mempamal.workdir.workflow import build_workflow, load_workflow
 
@@ -235,9 +236,13 @@ def test_a_permuted_y_that_cannot_be_split_names_the_permutation(workdir):
 def test_default_granularity_keeps_the_workflow_a_few_tens_of_thousands_of_tasks():
     """1,000 permutations x 20 targets x nested 5 x 5: the task count the issue bounds (no data needed)."""
     chunk = default_chunk_size(1000)
-    doc = {"folds": "folds.npz", "data": {"X": "data/X.npy", "y": "data/y.npy", "groups": None},
-           "search": "grid", "n_outer": 5, "n_inner": [5] * 5, "n_chunks": 1, "per_target": True, "n_targets": 20,
-           "n_permutations": 1000, "permutation_chunk_size": chunk, "n_permutation_chunks": -(-1000 // chunk)}
+    doc = ExperimentDoc(
+        format="mempamal/experiment-1", mempamal_version="0", estimator={}, estimator_repr="", is_classifier=True,
+        scoring={"score": "score"}, refit="score", error_score=None, search="grid", candidates=[{}],
+        n_candidates=1, grid_chunk_size=1, n_chunks=1, cv="5", inner_cv="5", n_outer=5, n_inner=[5] * 5,
+        n_samples=100, folds="folds.npz", per_target=True, n_targets=20, n_permutations=1000,
+        permutation_random_state=0, permutation_chunk_size=chunk, n_permutation_chunks=chunk_count(1000, chunk),
+        permutations="data/permutations.npy", data={"X": "data/X.npy", "y": "data/y.npy", "groups": None})
     tasks = build_workflow(doc, "python").tasks
     assert chunk == 10
     assert sum(t.stage == "permute" for t in tasks) == 20 * 100 * 5

@@ -11,7 +11,7 @@ import counting_steps
 from counting_steps import CountingScaler
 from mempamal import Experiment, load_results
 from mempamal.tasks.pipeline_cache import reuse_plan
-from mempamal.tasks.stages import run_task
+from mempamal.tasks import run_task
 from mempamal.workdir.workflow import load_workflow
 
 from conftest import sklearn_nested

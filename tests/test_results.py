@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mempamal import Experiment, load_results
-from mempamal.tasks.stages import run_task
+from mempamal.tasks import run_task
 from mempamal.workdir.workflow import load_workflow
 
 from conftest import assert_params_equal, sklearn_nested

@@ -20,7 +20,7 @@ from mempamal.workdir.lock import StaleLockWarning
 from mempamal.backends import WorkflowError
 from mempamal.workdir.files import InputFileError
 from mempamal.workdir.layout import TaskId
-from mempamal.tasks.stages import run_task
+from mempamal.tasks import run_task
 from mempamal.workdir.workflow import load_workflow
 
 from conftest import assert_same_as_sklearn, sklearn_nested

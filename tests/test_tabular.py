@@ -299,7 +299,7 @@ def test_reading_without_pyarrow_says_which_extra(tmp_path):
     workdir = Experiment(LogisticRegression(), cv=2).write(X, y, tmp_path / "w")
     code = ("import sys; sys.modules['pyarrow'] = None\n"
             "from mempamal.workdir.layout import TaskId\n"
-            "from mempamal.tasks.stages import run_task\n"
+            "from mempamal.tasks import run_task\n"
             "run_task('.', TaskId('refit', outer=0))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True)
     assert out.returncode != 0

@@ -19,7 +19,7 @@ def _warm_up() -> None:
     """Import what every task needs once per worker, before the first task arrives."""
     import sklearn.base  # noqa: F401  (the bulk of a task's start-up)
 
-    from ..tasks import stages as tasks
+    from .. import tasks  # noqa: F401  (the task code, and what it imports)
 
 
 # The workers of this process, by (n_jobs, threads per task): kept warm between runs. Not loky's
@@ -45,7 +45,7 @@ def _executor(n_jobs: int, threads: int, renew: bool = False):
 def _run_in_worker(workdir: str, task_id: TaskId, log: str, threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
-    from ..tasks.stages import run_task
+    from ..tasks import run_task
 
     # The executor's env only reaches workers it starts; reused workers need the limit set here.
     with threadpool_limits(limits=threads):

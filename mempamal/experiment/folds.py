@@ -1,4 +1,5 @@
-"""Outer and inner cross-validation folds, computed once and frozen in folds.npz.
+"""Outer and inner cross-validation folds, computed once (at write) and frozen in folds.npz
+(written and read by :mod:`mempamal.workdir.folds`).
 
 Inner folds split each outer training set exactly as GridSearchCV would split
 the data it is given, and are stored relative to that training set. Freezing
@@ -8,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..workdir.files import WRITTEN_BY_WRITE, atomic_open, reading
-from ..workdir.layout import FOLDS as FOLDS_FILE
+from ..workdir.layout import target_prefix, unprefixed
 from ..workdir.tabular import is_pandas
 
 
@@ -81,8 +80,7 @@ def column(y: np.ndarray, target: int | None) -> np.ndarray:
 
 def fold_arrays_of(fold_arrays: dict[str, np.ndarray], target: int | None) -> dict[str, np.ndarray]:
     """One target's folds, without their prefix (None: y as a whole, whose folds have none)."""
-    prefix = target_prefix(target)
-    return {k[len(prefix):]: v for k, v in fold_arrays.items() if k.startswith(prefix)}
+    return unprefixed(fold_arrays, target_prefix(target))
 
 
 def check_same_counts(counts: tuple[int, list[int]], expected: tuple[int, list[int]], where: str) -> None:
@@ -130,60 +128,6 @@ def same_folds(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
 
 def prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {f"{prefix}{k}": v for k, v in arrays.items()}
-
-
-def target_prefix(target: int | None) -> str:
-    """The prefix of a target's folds in folds.npz (each target of ``per_target`` has its own split)."""
-    return "" if target is None else f"t{target}_"
-
-
-def permutation_prefix(p: int) -> str:
-    """The prefix of permutation ``p``'s folds in its chunk's file of permuted folds."""
-    return f"p{p}_"
-
-
-def save_folds(workdir: Path, arrays: dict[str, np.ndarray], path: str = FOLDS_FILE) -> str:
-    with atomic_open(workdir / path) as f:
-        np.savez(f, **arrays)
-    return path
-
-
-class Folds:
-    """Lazy access to folds.npz (or a file of permuted folds): only the arrays a task asks for are read.
-
-    ``prefix`` selects one split among several in the file (a target's, a permutation's).
-    """
-
-    def __init__(self, workdir: Path, path: str = FOLDS_FILE, prefix: str = "") -> None:
-        self._path = workdir / path
-        self._prefix = prefix
-        with reading(self._path, WRITTEN_BY_WRITE):
-            self._npz = np.load(self._path, allow_pickle=False)
-
-    def with_prefix(self, prefix: str) -> "Folds":
-        """The same file, another split in it."""
-        other = object.__new__(Folds)
-        other._path, other._npz, other._prefix = self._path, self._npz, prefix
-        return other
-
-    def has_split(self) -> bool:
-        """Whether the file holds this split (a permutation's folds are stored only when they differ)."""
-        return f"{self._prefix}outer_train_0" in self._npz.files
-
-    def _get(self, key: str) -> np.ndarray:
-        with reading(self._path, WRITTEN_BY_WRITE):  # members are read (and may fail) only now
-            return self._npz[self._prefix + key]
-
-    def outer(self, o: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._get(f"outer_train_{o}"), self._get(f"outer_test_{o}")
-
-    def inner(self, o: int, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Inner train/test indices of outer fold ``o``, relative to the whole data."""
-        outer_train = self._get(f"outer_train_{o}")
-        return outer_train[self._get(f"inner_train_{o}_{i}")], outer_train[self._get(f"inner_test_{o}_{i}")]
-
-    def close(self) -> None:
-        self._npz.close()
 
 
 def subset(array: Any, indices: np.ndarray) -> Any:

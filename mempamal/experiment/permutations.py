@@ -12,9 +12,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..workdir.layout import chunk_count, permuted_folds
-from .folds import (check_same_counts, column, compute_folds, count_folds, fold_arrays_of, permutation_prefix,
-                    prefixed, same_folds)
+from ..workdir.document import chunk_ranges
+from ..workdir.layout import chunk_count, permutation_prefix, permuted_folds
+from .folds import check_same_counts, column, compute_folds, count_folds, fold_arrays_of, prefixed, same_folds
 
 
 def permutation_indices(n_samples: int, groups, n_permutations: int, random_state) -> np.ndarray:
@@ -77,9 +77,9 @@ def draw_permutations(estimator, cv, inner_cv, X, y, groups, targets: list[int |
 
 
 def chunks(n_permutations: int, chunk_size: int) -> Iterator[range]:
-    """The permutations of each permutation task, chunk by chunk."""
-    for start in range(0, n_permutations, chunk_size):
-        yield range(start, min(start + chunk_size, n_permutations))
+    """The permutations of each permutation task, chunk by chunk (the rule of
+    :attr:`~mempamal.workdir.document.ExperimentDoc.permutation_chunks`)."""
+    yield from chunk_ranges(n_permutations, chunk_size)
 
 
 def default_chunk_size(n_permutations: int) -> int:

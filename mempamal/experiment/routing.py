@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..workdir.data import load_params
+from ..workdir.document import ExperimentDoc
 from .folds import subset
 
 
@@ -75,7 +75,35 @@ def route(estimator, *, scoring, refit, error_score, cv, inner_cv, with_search: 
         if not with_search:
             doc["fit"] = _keys(stand_ins)
         doc["outer_score"] = _per_metric(outer_scorer, {}, enabled, metrics)
+        for arg, key in doc["fit"].items():  # with routing, scikit-learn refuses what nobody requests
+            _check_fit_accepts(estimator, arg, key)
     return doc
+
+
+def _check_fit_accepts(estimator, arg: str, key: str) -> None:
+    """Refuse at write() a fit parameter that the estimator's fit (or a Pipeline's step) does not take,
+    which every task would otherwise fail on, with the name to write instead."""
+    import difflib
+    import inspect
+
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(estimator, Pipeline):  # without routing: step__name, to that step
+        steps = {name: step for name, step in estimator.steps if step not in (None, "passthrough")}
+        step, sep, rest = arg.partition("__")
+        if not sep or step not in steps:
+            raise ValueError(
+                f"params[{key!r}]: a Pipeline takes a fit parameter as '<step>__<name>' (its steps: "
+                f"{list(steps)}), e.g. params={{'{list(steps)[-1]}__{rest or arg}': ...}}; or enable scikit-learn's "
+                "metadata routing (sklearn.set_config(enable_metadata_routing=True)) before Experiment.write")
+        return _check_fit_accepts(steps[step], rest, key)
+    parameters = inspect.signature(estimator.fit).parameters
+    if arg in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    takes = [p for p in parameters if p not in ("X", "y", "Y")]
+    close = difflib.get_close_matches(arg, takes, n=1)
+    raise ValueError(f"params[{key!r}]: {type(estimator).__name__}.fit() takes no {arg!r} (it takes "
+                     f"{', '.join(takes) or 'X and y only'})" + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
 def _keys(routed: dict) -> dict[str, str]:
@@ -105,22 +133,24 @@ def select(values: dict[str, Any], routing: dict[str, str], indices) -> dict[str
     return {arg: subset(values[key], indices) for arg, key in routing.items()}
 
 
-def fold_params(workdir, doc: dict, stage: str, train, test) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def fold_params(routing: dict | None, values: dict[str, Any], stage: str, train, test
+                ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The fit keywords (rows ``train``) and each metric's score keywords (rows ``test``) of a fit
-    of ``stage`` ("inner": a map task's fit; "outer": a refit and its outer test)."""
-    routing = doc.get("params")
+    of ``stage`` ("inner": a map task's fit; "outer": a refit and its outer test).
+
+    ``routing`` is the document's ``params`` (where each goes), ``values`` the per-sample
+    params by name, read once by the task (they are indexed here, split by split).
+    """
     if not routing:
         return {}, {}
-    values = load_params(workdir, doc["data"])
     scores = routing["inner_score" if stage == "inner" else "outer_score"]
     return select(values, routing["fit"], train), {m: select(values, r, test) for m, r in scores.items()}
 
 
-def apply_config(doc: dict) -> None:
+def apply_config(doc: ExperimentDoc) -> None:
     """Set scikit-learn's metadata routing as it was at write() when the experiment has params
     (without params, routing changes nothing a task does)."""
-    routing = doc.get("params")
-    if routing:
+    if doc.params:
         import sklearn
 
-        sklearn.set_config(enable_metadata_routing=routing["metadata_routing"])
+        sklearn.set_config(enable_metadata_routing=doc.params["metadata_routing"])

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from ..workdir.data import save_array, save_data
 from ..workdir.files import InputFileError, write_json
+from ..workdir.folds import save_folds
 from ..workdir.layout import EXPERIMENT, GENERATED, PERMUTATIONS, WORKFLOW
 from ..workdir.manifest import quick_changes, read_manifest, write_manifest
 from ..workdir.workflow import build_workflow, save_workflow
 from .compile import Compiled
-from .folds import save_folds
 
 
 def store(compiled: Compiled, workdir: str | os.PathLike, *, python: str, overwrite: bool = False) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..backends import get_backend
 from ..experiment.compile import Compiled
-from ..experiment.folds import Folds
+from ..workdir.folds import Folds
 from ..experiment.store import store
 from ..results import Results, load_results
 from ..running import run

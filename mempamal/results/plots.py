@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from ._optional import require
+
 _COLUMNS = 5  # heat maps per row
 
 
 def plot_results(res, metric: str):
     """Draw ``res`` (a Results) and return the matplotlib Figure; ``metric`` is the inner one shown."""
-    from .results import _require
-
-    _require("matplotlib", "Results.plot()")
+    require("matplotlib", "Results.plot()")
     from matplotlib.figure import Figure
 
     if metric not in res.metrics:
@@ -37,7 +37,7 @@ def plot_results(res, metric: str):
         top, bottom = fig, None
     _plot_outer(top, res)
     if bottom is not None:
-        scores = [res.inner_scores[metric][o, :, :res._experiment["n_inner"][o]].mean(axis=1)
+        scores = [res.inner_scores[metric][o, :, :res.n_inner[o]].mean(axis=1)
                   for o in range(res.n_outer)]
         if grid is None:
             _plot_candidates(bottom, res, scores, metric)
@@ -205,9 +205,7 @@ _PANELS = 6  # targets drawn as null distributions; beyond, one chart of -log10(
 def plot_permutations(res, metric: str):
     """The null distribution of ``metric``'s score with the observed score, per target (up to six
     panels), or -log10(p) per target, uncorrected and max-T corrected, beyond that."""
-    from .results import _require
-
-    _require("matplotlib", "Results.plot()")
+    require("matplotlib", "Results.plot()")
     from matplotlib.figure import Figure
 
     if metric not in res.metrics:

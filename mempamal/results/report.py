@@ -8,6 +8,9 @@ import os
 from html import escape
 from pathlib import Path
 
+from ..workdir.files import atomic_open
+from .results import Results, load_results
+
 
 def write_report(workdir: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
     """Write the report of ``workdir`` to ``output``.
@@ -24,9 +27,6 @@ def write_report(workdir: str | os.PathLike, output: str | os.PathLike | None = 
     -------
     output : pathlib.Path
     """
-    from ..workdir.files import atomic_open
-    from .results import load_results
-
     output = Path(output) if output is not None else Path(workdir) / "report.html"
     suffix = output.suffix.lower()
     if suffix not in (".html", ".htm", ".png"):
@@ -55,20 +55,20 @@ img { max-width: 100%; }
 """
 
 
-def _html(res, png_base64: str) -> str:
-    doc = res._experiment
-    about = [("workdir", str(res.workdir)), ("estimator", doc.get("estimator_repr", "")),
-             ("outer cv", f"{doc.get('cv')} ({res.n_outer} folds)"),
-             ("scoring", ", ".join(res.metrics) + (f" (selects on {res.refit})" if doc.get("search") else ""))]
-    if doc.get("search"):
-        about.append(("inner cv", f"{doc.get('inner_cv')}"))
-        about.append(("search", f"{doc['search']}: {doc['n_candidates']} candidates"))
+def _html(res: Results, png_base64: str) -> str:
+    doc = res.experiment
+    about = [("workdir", str(res.workdir)), ("estimator", doc.estimator_repr),
+             ("outer cv", f"{doc.cv} ({res.n_outer} folds)"),
+             ("scoring", ", ".join(res.metrics) + (f" (selects on {res.refit})" if doc.with_search else ""))]
+    if doc.with_search:
+        about.append(("inner cv", f"{doc.inner_cv}"))
+        about.append(("search", f"{doc.search}: {doc.n_candidates} candidates"))
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in about)
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f"<title>mempamal report: {escape(res.workdir.name)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>mempamal report</h1><dl>{rows}</dl>"
-        f"<h2>Results</h2>{res._summary_html()}"
+        f"<h2>Results</h2>{res.summary().html}"
         f"<h2>Figures</h2><img alt='outer-fold scores and inner searches' "
         f"src='data:image/png;base64,{png_base64}'>"
         "</body></html>\n"

@@ -26,6 +26,8 @@ import time
 import traceback
 from typing import Any
 
+from ..experiment.scoring import failed_scores, score_fitted
+
 
 def reuse_plan(estimator, encoded_candidates: list[dict]) -> list[list[str]] | None:
     """Per candidate, the keys of its leading (transformer) steps, or None when nothing is shared.
@@ -90,12 +92,10 @@ def fit_and_score_shared(estimator, candidates: list[dict], plan: list[list[str]
                          y_test, scorers: dict, error_score) -> list[tuple[dict, float, float, str]]:
     """Fit and score every candidate, reusing fitted leading steps as ``plan`` allows.
 
-    Returns, in the candidates' order, what ``tasks._fit_and_score`` returns
+    Returns, in the candidates' order, what :func:`mempamal.tasks.fit.fit_and_score` returns
     for each: (scores per metric, fit time, score time, error message or "").
     """
     from sklearn.base import clone
-
-    from ..experiment.scoring import failed_scores, score_fitted
 
     n_prefix = len(plan[0])
     order = sorted(range(len(candidates)), key=lambda n: plan[n])

@@ -18,7 +18,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import read_json, write_json
 from .layout import STAGES, TaskId, batch_file, batch_log, batch_name, chunk_count
+from .paths import Workdir
 from .workflow import Task, task_command
 
 BATCH_FORMAT = "mempamal/batch-1"
@@ -150,10 +152,8 @@ def plan_batches(tasks: list[Task], batch_size: int | None = None, jobs_at_once:
 
 def write_batch_files(workdir: Path, batches: list[Batch]) -> None:
     """Write the task list of each batch of several tasks (a file's name says its content: kept if there)."""
-    from .files import write_json
-
     for batch in batches:
-        path = Path(workdir) / batch.file
+        path = Workdir.of(workdir).path(batch.file)
         if len(batch.tasks) > 1 and not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, {"format": BATCH_FORMAT, "stage": batch.stage, "index": batch.index,
@@ -162,8 +162,6 @@ def write_batch_files(workdir: Path, batches: list[Batch]) -> None:
 
 def read_batch_file(path: str | os.PathLike) -> list[TaskId]:
     """The task identities a batch file lists."""
-    from .files import read_json
-
     doc = read_json(Path(path))
     if not isinstance(doc, dict) or doc.get("format") != BATCH_FORMAT:
         raise ValueError(f"{path}: not a batch file of this version of mempamal (format "

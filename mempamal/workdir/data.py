@@ -16,6 +16,7 @@ import numpy as np
 
 from .files import WRITTEN_BY_WRITE, atomic_open, reading
 from .layout import DATA_DIR
+from .tabular import check_frame, is_frame, load_frame, save_table
 
 
 def as_array(value: Any, name: str) -> np.ndarray:
@@ -38,8 +39,6 @@ PARAMS_PREFIX = "params."
 def save_data(workdir: Path, X: Any, y: Any, groups: Any = None, params: dict | None = None) -> dict:
     """Write X, y (and groups, params) under ``workdir/data``; return their description."""
     import scipy.sparse as sp
-
-    from .tabular import check_frame, is_frame, save_table
 
     files = {}
     if is_frame(X):
@@ -96,8 +95,6 @@ def load_params(workdir: Path, files: dict) -> dict[str, Any]:
 def _load(path: Path) -> Any:
     with reading(path, WRITTEN_BY_WRITE):
         if path.suffix == ".arrow":
-            from .tabular import load_frame
-
             return load_frame(path)
         if path.suffix == ".npz":
             import scipy.sparse as sp

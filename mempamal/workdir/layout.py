@@ -32,10 +32,14 @@ BATCH_LOG_DIR = f"{LOG_DIR}/batches"  # a batch process's own output (each task'
 RESULTS_JSON = "results.json"
 RESULTS_NPZ = "results.npz"
 LOCK = "run.lock"                # held by the run in progress
+SUBMISSION_DIR = "submission"    # a run handed over by submit(): how, to whom, its log and its end
+SUBMISSION = f"{SUBMISSION_DIR}/submission.json"
+SUBMISSION_REPORT = f"{SUBMISSION_DIR}/report.json"  # written by a detached process when its run ends
+SUBMISSION_LOG = f"{SUBMISSION_DIR}/run.log"         # a detached process's own output
 
 # What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
 GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, DATA_DIR, PERMUTED_FOLDS_DIR, MAPS_DIR, OUTER_DIR,
-             PERMUTATIONS_DIR, COLUMNS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ)
+             PERMUTATIONS_DIR, COLUMNS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ, SUBMISSION_DIR)
 
 
 def chunk_count(n_items: int, chunk_size: int) -> int:
@@ -50,6 +54,25 @@ def chunk_count(n_items: int, chunk_size: int) -> int:
 def permuted_folds(target: int | None, chunk: int) -> str:
     """The file of the permuted folds of one target (None: y as a whole) and chunk of permutations."""
     return f"{PERMUTED_FOLDS_DIR}/{'' if target is None else f't{target}-'}p{chunk}.npz"
+
+
+# -- keys inside a file ---------------------------------------------------------------
+# With targets analysed apart, folds.npz and results.npz hold one set of arrays per target,
+# each under its target's prefix; y as a whole has none.
+
+def target_prefix(target: int | None) -> str:
+    """The prefix of a target's arrays in folds.npz and results.npz ("" for y as a whole)."""
+    return "" if target is None else f"t{target}_"
+
+
+def permutation_prefix(p: int) -> str:
+    """The prefix of permutation ``p``'s folds in its chunk's file of permuted folds."""
+    return f"p{p}_"
+
+
+def unprefixed(arrays: dict, prefix: str) -> dict:
+    """The arrays of ``arrays`` under ``prefix``, without it (all of them for "")."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 # -- a task ---------------------------------------------------------------------------
 STAGES = ("map", "refit", "permute", "columns", "gather")

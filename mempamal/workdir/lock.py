@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .layout import LOCK
+from .paths import Workdir
 
 POLL = 0.5       # seconds between looks at a held lock, with wait=True
 _SETTLE = 2.0    # seconds an unreadable lock may stay so (a holder without hard links writes it in place)
@@ -197,7 +197,7 @@ def run_lock(workdir: str | os.PathLike, *, wait: bool = False,
     StaleLockWarning
         When the lock of a dead process of this host is taken over.
     """
-    path = Path(workdir) / LOCK
+    path = Workdir.of(workdir).lock
     me = Holder.me()
     waiting = False
     unreadable_since = None

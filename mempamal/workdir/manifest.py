@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .files import InputFileError, read_json, write_json
 from .layout import MANIFEST
+from .paths import Workdir
 
 FORMAT = "mempamal/manifest-1"
 OK, CHANGED, MISSING = "ok", "changed", "missing"
@@ -43,13 +44,13 @@ def _entry(path: Path) -> dict:
 
 def write_manifest(workdir: str | os.PathLike, files: list[str]) -> None:
     """Record the size, mtime and hash of ``files`` (relative to ``workdir``) in manifest.json, atomically."""
-    workdir = Path(workdir)
-    write_json(workdir / MANIFEST, {"format": FORMAT, "files": {name: _entry(workdir / name) for name in files}})
+    paths = Workdir.of(workdir)
+    write_json(paths.manifest_json, {"format": FORMAT, "files": {name: _entry(paths.path(name)) for name in files}})
 
 
 def read_manifest(workdir: str | os.PathLike) -> dict | None:
     """The manifest's ``files`` (name to size, mtime_ns, sha256); None without a manifest (an older workdir)."""
-    path = Path(workdir) / MANIFEST
+    path = Workdir.of(workdir).manifest_json
     try:
         doc = read_json(path)
     except FileNotFoundError:
@@ -63,17 +64,19 @@ def read_manifest(workdir: str | os.PathLike) -> dict | None:
     return doc["files"]
 
 
-def quick_changes(workdir: str | os.PathLike) -> dict[str, str]:
-    """Files whose size or modification time differ from the manifest's, with what differs.
+def quick_changes(workdir: str | os.PathLike, only: list[str] | None = None) -> dict[str, str]:
+    """Files (of ``only``, default all) whose size or modification time differ from the manifest's.
 
     One ``stat`` per file, no reading; {} when nothing differs or there is no manifest.
     """
-    workdir = Path(workdir)
-    files = read_manifest(workdir) or {}
+    paths = Workdir.of(workdir)
+    files = read_manifest(paths) or {}
     changes = {}
     for name, entry in files.items():
+        if only is not None and name not in only:
+            continue
         try:
-            st = (workdir / name).stat()
+            st = paths.path(name).stat()
         except FileNotFoundError:
             changes[name] = "missing"
             continue
@@ -84,8 +87,8 @@ def quick_changes(workdir: str | os.PathLike) -> dict[str, str]:
     return changes
 
 
-def check_unchanged(workdir: str | os.PathLike) -> None:
-    """Refuse inputs changed since write(), by size and modification time (cheap).
+def check_unchanged(workdir: str | os.PathLike, only: list[str] | None = None) -> None:
+    """Refuse inputs (of ``only``, default all) changed since write(), by size and modification time (cheap).
 
     Raises
     ------
@@ -93,7 +96,7 @@ def check_unchanged(workdir: str | os.PathLike) -> None:
         Naming each file that changed and the fix.
     """
     workdir = Path(workdir)
-    changes = quick_changes(workdir)
+    changes = quick_changes(workdir, only)
     if not changes:
         return
     lines = [f"{workdir / name}: {what} since the experiment was written" for name, what in changes.items()]
@@ -180,5 +183,5 @@ def verify(workdir: str | os.PathLike, *, update: bool = False) -> Verification:
             files[name] = now
             result.updated.append(name)
     if result.updated:
-        write_json(workdir / MANIFEST, {"format": FORMAT, "files": files})
+        write_json(Workdir.of(workdir).manifest_json, {"format": FORMAT, "files": files})
     return result

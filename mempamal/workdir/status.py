@@ -19,7 +19,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import read_json
+from .document import ExperimentDoc
+from .files import InputFileError, read_json
+from .lock import Holder, this_host
+from .paths import Workdir
 from .workflow import Workflow, is_complete, load_workflow
 
 DONE, RUNNING, PENDING, FAILED, LOST = "done", "running", "pending", "failed", "lost"
@@ -86,8 +89,6 @@ class WorkflowStatus:
 
     def elsewhere(self) -> dict[str, str]:
         """Running task name to its host, for tasks running on another host (not checked from here)."""
-        from .lock import this_host
-
         here = this_host()
         return {n: self.records[n].get("host") for n in self.names(RUNNING)
                 if n in self.records and self.records[n].get("host") != here}
@@ -127,15 +128,14 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
     status : WorkflowStatus
         Print it for a summary; ``counts()`` for the numbers.
     """
-    from .layout import EXPERIMENT, RESULTS_JSON
-
-    workdir = Path(workdir).resolve()
+    paths = Workdir.of(Path(workdir).resolve())
+    workdir = paths.root
     workflow = load_workflow(workdir)
     try:
-        stacking = read_json(workdir / EXPERIMENT).get("stacking")
-    except (OSError, ValueError):  # status reads what it can; run() and the tasks report a bad experiment.json
+        stacking = ExperimentDoc.read(workdir).stacking
+    except (OSError, ValueError, InputFileError):  # status reads what it can; run() and the tasks report a bad experiment.json
         stacking = None
-    status = WorkflowStatus(workdir, workflow, finished=(workdir / RESULTS_JSON).exists(), stacking=stacking)
+    status = WorkflowStatus(workdir, workflow, finished=paths.results_json.exists(), stacking=stacking)
     records = running_records(workdir)
     for task in workflow.tasks:
         if is_complete(workdir, task.id):
@@ -143,7 +143,7 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
             continue
         record = records.get(task.name)
         alive = None if record is None else record_alive(record)
-        error = _log_error(workdir / task.log)
+        error = _log_error(paths.log(task.id))
         if record is not None and alive is not False:  # running here (perhaps again), or on another host
             status.states[task.name] = RUNNING
             status.records[task.name] = record
@@ -162,12 +162,9 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
 
 def running_records(workdir: Path) -> dict[str, dict]:
     """Task name to its running record, for the tasks that have one (one directory listing)."""
-    from .files import read_json
-    from .layout import RUNNING_DIR
-
     records = {}
     try:
-        entries = list(os.scandir(workdir / RUNNING_DIR))
+        entries = list(os.scandir(Workdir.of(workdir).running_dir))
     except FileNotFoundError:
         return records
     for entry in entries:
@@ -185,8 +182,6 @@ def running_records(workdir: Path) -> dict[str, dict]:
 def record_alive(record: dict) -> bool | None:
     """Whether the process of a running record is alive: None when it ran on another host (or the
     record does not say which process)."""
-    from .lock import Holder
-
     try:
         return Holder.from_json(record).alive()
     except (KeyError, TypeError, ValueError):

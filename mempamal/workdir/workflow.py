@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import json
 import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .document import ExperimentDoc
 from .files import atomic_open, read_json, read_meta
-from .layout import EXPERIMENT, PERMUTATIONS, WORKFLOW, TaskId, permuted_folds
+from .layout import EXPERIMENT, PERMUTATIONS, TaskId, permuted_folds
+from .paths import Workdir
 
 FORMAT = "mempamal/workflow-2"
 
@@ -117,9 +120,11 @@ def _gc_paused():
 
 
 @_gc_paused()
-def build_workflow(doc: dict, python: str) -> Workflow:
-    """The tasks of an experiment document (see :mod:`mempamal.experiment`)."""
-    shared = [EXPERIMENT, doc["folds"]] + [f for f in doc["data"].values() if f]
+def build_workflow(doc: ExperimentDoc | dict, python: str) -> Workflow:
+    """The tasks of an experiment document (experiment.json, typed or as parsed)."""
+    if isinstance(doc, dict):
+        doc = ExperimentDoc.from_json(doc)
+    shared = [EXPERIMENT, doc.folds] + [f for f in doc.data.values() if f]
     tasks = []
     refits = []
 
@@ -128,21 +133,19 @@ def build_workflow(doc: dict, python: str) -> Workflow:
         tasks.append(task)
         return task
 
-    stacking = doc.get("stacking") or {}
-    if stacking.get("stacked"):
+    if doc.stacking and doc.stacking.get("stacked"):
         # Every analysis (target, permutation) of a chunk of columns, fitted together on one outer fold.
-        inputs = shared + ([PERMUTATIONS] if doc.get("n_permutations") else [])
+        inputs = shared + ([PERMUTATIONS] if doc.n_permutations else [])
         columns = [add(TaskId("columns", outer=o, chunk=c), inputs)
-                   for c in range(stacking["n_column_chunks"]) for o in range(doc["n_outer"])]
+                   for c in range(doc.stacking["n_column_chunks"]) for o in range(doc.n_outer)]
         add(TaskId("gather"), [EXPERIMENT] + [t.outputs[0] for t in columns], columns)
         return Workflow(tasks=tasks, python=python)
-    targets = range(doc["n_targets"]) if doc.get("per_target") else [None]
-    for t in targets:
-        for o in range(doc["n_outer"]):
+    for t in doc.targets:
+        for o in range(doc.n_outer):
             maps = []
-            if doc["search"] is not None:
-                for i in range(doc["n_inner"][o]):
-                    for c in range(doc["n_chunks"]):
+            if doc.with_search:
+                for i in range(doc.n_inner[o]):
+                    for c in range(doc.n_chunks):
                         maps.append(add(TaskId("map", target=t, outer=o, inner=i, chunk=c), shared))
             refit_id = TaskId("refit", target=t, outer=o)
             refits.append(Task(refit_id, task_command(python, refit_id), shared + [m.outputs[0] for m in maps],
@@ -150,23 +153,20 @@ def build_workflow(doc: dict, python: str) -> Workflow:
     tasks.extend(refits)
     # Permutations need nothing of the unpermuted analysis: they run beside it, and only the gather waits.
     # Without a file of permuted folds (splitters that ignore y), a permutation uses y's folds.
-    with_folds = doc.get("permuted_folds", True)
     permutes = [add(TaskId("permute", target=t, perm=k, outer=o),
-                    shared + [PERMUTATIONS] + ([permuted_folds(t, k)] if with_folds else []))
-                for t in targets for k in range(doc.get("n_permutation_chunks") or 0) for o in range(doc["n_outer"])]
+                    shared + [PERMUTATIONS] + ([permuted_folds(t, k)] if doc.permuted_folds else []))
+                for t in doc.targets for k in range(doc.n_permutation_chunks) for o in range(doc.n_outer)]
     add(TaskId("gather"), [EXPERIMENT] + [r.outputs[0] for r in refits + permutes], refits + permutes)
     return Workflow(tasks=tasks, python=python)
 
 
 @_gc_paused()
-def save_workflow(workdir: Path, workflow: Workflow) -> None:
+def save_workflow(workdir: str | os.PathLike, workflow: Workflow) -> None:
     """Write workflow.json: one task per line, so that 100,000 tasks stay quick to write and to grep.
 
     Each task says everything another scheduler needs (name, command, inputs, outputs,
     dependencies) and its identity (``id``), from which mempamal derives the rest.
     """
-    import json
-
     head = json.dumps({
         "format": FORMAT,
         "python": workflow.python,
@@ -177,13 +177,13 @@ def save_workflow(workdir: Path, workflow: Workflow) -> None:
     lines = ",\n".join(dumps({"name": t.name, "id": t.id.to_json(), "command": t.command, "inputs": t.inputs,
                                "outputs": t.outputs, "dependencies": t.dependencies, "stage": t.stage})
                        for t in workflow.tasks)
-    with atomic_open(workdir / WORKFLOW, "w") as f:
+    with atomic_open(Workdir.of(workdir).workflow_json, "w") as f:
         f.write(f'{head[:-2]},\n "tasks": [\n{lines}\n]\n}}\n')
 
 
 @_gc_paused()
 def load_workflow(workdir: str | os.PathLike) -> Workflow:
-    path = Path(workdir) / WORKFLOW
+    path = Workdir.of(workdir).workflow_json
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no workflow here; write the experiment first (Experiment.write or `mempamal generate`)"
@@ -196,7 +196,7 @@ def load_workflow(workdir: str | os.PathLike) -> Workflow:
                            for t in doc["tasks"]], python=doc["python"])
 
 
-def is_complete(workdir: Path, task_id: TaskId, fingerprint: str | None = None) -> bool:
+def is_complete(workdir: str | os.PathLike, task_id: TaskId, fingerprint: str | None = None) -> bool:
     """Whether a task's outputs are all there and were written by this task of this experiment.
 
     The one rule of completeness, for run, status, every back-end and export. Outputs
@@ -211,15 +211,15 @@ def is_complete(workdir: Path, task_id: TaskId, fingerprint: str | None = None) 
     fingerprint : str, default=None
         The experiment's fingerprint; default: read from experiment.json.
     """
-    workdir = Path(workdir)
-    if not all((workdir / out).exists() for out in task_id.outputs):
+    outputs = Workdir.of(workdir).outputs(task_id)
+    if not all(out.exists() for out in outputs):
         return False
     if fingerprint is None:
         fingerprint = experiment_fingerprint(workdir)
         if fingerprint is None:
             return False
     expected = task_id.fingerprint(fingerprint)
-    return all((read_meta(workdir / out) or {}).get("task_fingerprint") == expected for out in task_id.outputs)
+    return all((read_meta(out) or {}).get("task_fingerprint") == expected for out in outputs)
 
 
 def tasks_to_do(workdir: Path, workflow: Workflow, resume: bool = True,
@@ -235,9 +235,9 @@ def tasks_to_do(workdir: Path, workflow: Workflow, resume: bool = True,
     return todo, done
 
 
-def experiment_fingerprint(workdir: Path) -> str | None:
+def experiment_fingerprint(workdir: str | os.PathLike) -> str | None:
     """experiment.json's fingerprint, read once per version of the file (callers ask for every task)."""
-    path = Path(workdir) / EXPERIMENT
+    path = Workdir.of(workdir).experiment_json
     try:
         stat = path.stat()
     except OSError:

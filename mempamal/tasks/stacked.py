@@ -9,7 +9,6 @@ time and lays out the same results.json and results.npz as the per-analysis task
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np

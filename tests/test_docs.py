@@ -64,3 +64,15 @@ def test_user_guide_doctests_run(page, scratch):
 
 def test_there_are_user_guide_doctests():
     assert "getting_started.rst" in RST_WITH_DOCTESTS
+
+
+def test_readme_is_short_and_its_links_resolve():
+    import re
+
+    text = (ROOT / "README.rst").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250, "README.rst: keep it to what a newcomer needs; the rest goes to docs/"
+    targets = re.findall(r"`[^`<]*<([^>]+)>`_", text) + re.findall(r"^\.\. image:: (\S+)", text, re.M)
+    local = [t for t in targets if "://" not in t]
+    assert local, "README.rst should point into docs/"
+    missing = [t for t in local if not (ROOT / t.split("#")[0]).exists()]
+    assert not missing, f"README.rst links to missing files: {missing}"

@@ -6,10 +6,15 @@ Nested cross-validation of scikit-learn estimators as files and commands::
     exp.write(X, y, "runs/iris")
     run("runs/iris", backend="local", n_jobs=2)
     res = load_results("runs/iris")
+
+Or handed over without blocking, and found again from the workdir alone (after a restart)::
+
+    submit("runs/iris", backend="slurm", cpus=2, time="01:00:00")
+    s = attach("runs/iris"); s.status(); s.results(partial=True); s.wait()
 """
 __version__ = "0.1.0"
 
-__all__ = ["Experiment", "run", "load_results", "__version__"]
+__all__ = ["Experiment", "run", "submit", "attach", "load_results", "__version__"]
 
 from . import _moved
 
@@ -19,6 +24,8 @@ _moved.install()
 _LAZY = {
     "Experiment": "mempamal.experiment",
     "run": "mempamal.running",
+    "submit": "mempamal.submission",
+    "attach": "mempamal.submission",
     "load_results": "mempamal.results",
 }
 

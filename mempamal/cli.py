@@ -16,13 +16,14 @@ from .export import EXPORTERS, export
 from .results.report import write_report
 from .results.results import load_results
 from .running import run
+from .submission import attach, run_detached_process, submit
 from .tasks import run_batch, run_task
 from .tasks.context import TaskInputError
 from .workdir.batches import read_batch_file
 from .workdir.files import InputFileError, reading
-from .workdir.layout import INDICES, TaskId
+from .workdir.layout import EXPERIMENT, INDICES, TaskId
 from .workdir.lock import LockError
-from .workdir.manifest import DataChangedError, verify
+from .workdir.manifest import DataChangedError, check_unchanged, verify
 from .workdir.status import FAILED, LOST, workflow_status
 from .workdir.workflow import is_complete, load_workflow
 
@@ -48,6 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true",
                    help="when another run holds the workdir (its run.lock), wait for it to end instead of "
                         "refusing at once")
+    p.add_argument("--detach", action="store_true",
+                   help="hand the run over and return at once (SLURM: job arrays; a Dask scheduler: "
+                        "fire-and-forget futures; local, soma-workflow: a background process of this machine); "
+                        "follow it with `mempamal status`, stop it with `mempamal cancel`")
+    p.add_argument("--detached-process", action="store_true", help=argparse.SUPPRESS)  # submit()'s child
+
+    p = commands.add_parser(
+        "cancel", help="stop a run submitted with --detach (or mempamal.submit)",
+        description="Stop the run last submitted for WORKDIR with its scheduler's own cancel (scancel, a Dask "
+                    "cancel) or by ending its background process and workers. Tasks done stay done: run or "
+                    "submit again to resume.")
+    p.add_argument("workdir", help="a directory whose run was submitted")
 
     _add_export_parser(commands)
 
@@ -98,6 +111,9 @@ def _add_result_commands(commands) -> None:
     p.add_argument("workdir", help="a directory whose workflow has completed")
     p.add_argument("--json", action="store_true",
                    help="print machine-readable JSON (per-fold scores, summary, best parameters)")
+    p.add_argument("--partial", action="store_true",
+                   help="before the workflow ends: what the finished tasks allow (the outer folds done, the "
+                        "permutations done so far), marked as partial")
 
     p = commands.add_parser(
         "report", help="write an HTML report (table and plots) or a PNG figure",
@@ -193,6 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "task":
         # A task's errors go to its log with their traceback; a missing input or a refused
         # import needs none.
+        try:  # a hand-run or exported task refuses an experiment.json edited since write(), as run() does
+            check_unchanged(args.workdir, only=[EXPERIMENT])
+        except DataChangedError as e:
+            sys.exit(f"mempamal: {e}")
         if args.stage == "batch":
             _task_batch(args)
             return
@@ -234,21 +254,32 @@ def _task_batch(args: argparse.Namespace) -> None:
                  f"{', '.join(map(str, failed))}; see their logs")
 
 
+def _run_command(args: argparse.Namespace) -> None:
+    """``mempamal run``: in this process, detached (``--detach``), or as a submission's background process."""
+    # Only the options given (absent flags are not in the namespace): run() checks them.
+    options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
+    try:
+        if args.detached_process:
+            return run_detached_process(args.workdir)
+        if args.detach:
+            submission = submit(args.workdir, backend=args.backend, resume=args.resume, **options)
+            print(f"mempamal: {len(submission.record['todo'])} tasks {submission.describe()}; follow with: "
+                  f"mempamal status {args.workdir}; stop with: mempamal cancel {args.workdir}")
+            return
+        report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
+                     wait=args.wait, **options)
+    except (LockError, DataChangedError) as e:
+        sys.exit(f"mempamal: {e}")
+    except WorkflowError as e:
+        sys.exit(str(e))
+    except (ConnectionError, RuntimeError) as e:  # unreachable scheduler, sbatch refusing
+        sys.exit(f"mempamal: error: {e}")
+    print(f"mempamal: {report.summary()}")
+
+
 def _command(args: argparse.Namespace) -> None:
     if args.command == "run":
-        # Only the options given (absent flags are not in the namespace): run() checks them.
-        options = {k[len(_OPTION):]: v for k, v in vars(args).items() if k.startswith(_OPTION)}
-        try:
-            report = run(args.workdir, backend=args.backend, resume=args.resume, progress=args.progress,
-                         wait=args.wait, **options)
-        except (LockError, DataChangedError) as e:
-            sys.exit(f"mempamal: {e}")
-        except WorkflowError as e:
-            sys.exit(str(e))
-        except ConnectionError as e:
-            sys.exit(f"mempamal: error: {e}")
-        print(f"mempamal: {report.summary()}")
-        return
+        return _run_command(args)
     if args.command == "export":
         try:
             options = _slurm_options(args)
@@ -267,9 +298,21 @@ def _command(args: argparse.Namespace) -> None:
         n = len(load_workflow(workdir).tasks)
         print(f"mempamal: wrote {workdir} ({n} tasks); run it with: mempamal run {workdir}")
         return
+    if args.command == "cancel":
+        submission = attach(args.workdir)
+        try:
+            submission.cancel()
+        except LockError as e:  # submitted from another host
+            sys.exit(f"mempamal: {e}")
+        print(f"mempamal: cancelled; {submission.status()}")
+        return
     if args.command == "status":
         status = workflow_status(args.workdir)
-        print(json.dumps(status.to_dict(), indent=1) if args.json else status)
+        submission = attach(args.workdir, missing_ok=True)
+        if args.json:
+            print(json.dumps({**status.to_dict(), "submission": submission and submission.to_dict()}, indent=1))
+        else:
+            print(status if submission is None else f"{status}\n{submission.describe()}")
         if status.names(FAILED) or status.names(LOST):
             sys.exit(1)
         return
@@ -283,7 +326,7 @@ def _command(args: argparse.Namespace) -> None:
             sys.exit(1)
         return
     if args.command == "results":
-        res = load_results(args.workdir)
+        res = load_results(args.workdir, partial=args.partial)
         print(json.dumps(res.to_dict(), indent=1) if args.json else res.summary())
         return
     if args.command == "cache":

@@ -12,11 +12,14 @@ from pathlib import Path
 from .backends import create_backend
 from .backends.base import FAILED, NOT_RUN, RunReport, WorkflowError
 from .backends.progress import Progress
+from .experiment.encoding import DecodingError, decode
+from .experiment.scoring import build_scorers
+from .workdir.document import ExperimentDoc
 from .workdir.layout import EXPERIMENT
 from .workdir.lock import print_to_stderr, run_lock
 from .workdir.manifest import check_unchanged
 from .workdir.status import record_alive, running_records
-from .workdir.workflow import experiment_fingerprint, load_workflow, tasks_to_do
+from .workdir.workflow import Workflow, experiment_fingerprint, load_workflow, tasks_to_do
 
 
 def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = True, progress: bool = True,
@@ -79,13 +82,8 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     4 tasks: 0 done, 0 failed, 0 not run, 4 skipped (already complete)
     """
     workdir = Path(workdir).resolve()
-    workflow = load_workflow(workdir)
     executor = create_backend(backend, **options)
-    fingerprint = experiment_fingerprint(workdir)
-    if fingerprint is None:
-        raise FileNotFoundError(f"{workdir / EXPERIMENT}: missing or unreadable; write the "
-                                "experiment again (Experiment.write)")
-    check_unchanged(workdir)  # before anything runs on inputs edited since write()
+    workflow, fingerprint = prepare(workdir)
     with run_lock(workdir, wait=wait, on_wait=print_to_stderr):
         report = RunReport(workdir)
         todo, done = tasks_to_do(workdir, workflow, resume, fingerprint)
@@ -104,6 +102,56 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     if report.names(FAILED) or report.names(NOT_RUN):
         raise WorkflowError(report, workflow)
     return report
+
+
+def prepare(workdir: Path) -> tuple[Workflow, str]:
+    """The checks before anything runs, once for the whole run (not once per task): (workflow, fingerprint).
+
+    Raises
+    ------
+    FileNotFoundError
+        For a missing workflow.json or experiment.json.
+    DataChangedError
+        When the data, folds or experiment.json changed since ``write()``.
+    """
+    workflow = load_workflow(workdir)
+    fingerprint = experiment_fingerprint(workdir)
+    if fingerprint is None:
+        raise FileNotFoundError(f"{workdir / EXPERIMENT}: missing or unreadable; write the "
+                                "experiment again (Experiment.write)")
+    check_unchanged(workdir)  # before anything runs on inputs edited since write()
+    check_decodes(workdir)
+    return workflow, fingerprint
+
+
+def check_decodes(workdir: Path) -> None:
+    """Decode experiment.json's estimator, candidates and scorers once, as every task would.
+
+    An error every task would hit (a class outside the trusted packages, a module that is not
+    installed) is then one error before anything is launched, not one per task (nor a queue
+    slot per task on a cluster).
+
+    Raises
+    ------
+    DecodingError
+        Naming experiment.json and what may not (or cannot) be loaded.
+    """
+    import sklearn
+
+    doc = ExperimentDoc.read(workdir)
+    packages = doc.packages
+    routing = doc.params or {}
+    try:
+        # The routing of write() (tasks set it too), without changing this process's configuration.
+        with sklearn.config_context(enable_metadata_routing=routing.get("metadata_routing", False)):
+            decode(doc.estimator, packages)
+            for candidate in doc.candidates or []:
+                for value in candidate.values():
+                    decode(value, packages)
+            build_scorers(doc.scoring, packages)
+            decode(doc.error_score, packages)
+    except DecodingError as e:
+        raise DecodingError(f"{workdir / EXPERIMENT}: {e}; nothing was run") from e
 
 
 def _clear_dead_records(workdir: Path, todo: list) -> None:

@@ -74,6 +74,13 @@ def test_the_scan_finds_a_pickle(tmp_path):
         scan_for_pickles(tmp_path)
 
 
+def reseal(workdir):
+    """Record the files' new sizes and times in manifest.json, as one who tampers with both would."""
+    from mempamal.workdir.manifest import read_manifest, write_manifest
+
+    write_manifest(workdir, list(read_manifest(workdir)))
+
+
 EVIL = '''
 from pathlib import Path
 Path("IMPORTED").touch()  # importing this package is already running its code
@@ -106,6 +113,7 @@ def test_tampered_experiment_is_refused_by_the_task_command(tmp_path, where, pat
         doc["candidates"][0]["alpha"] = {"__callable__": path}
     doc["packages"] += allow  # even listed, a denied package stays denied
     (workdir / "experiment.json").write_text(json.dumps(doc))
+    reseal(workdir)  # the manifest edited too: else every task command refuses the changed experiment.json
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
     proc = subprocess.run([sys.executable, "-m", "mempamal", "task", "map", ".", "--outer", "0", "--inner", "0",
                            "--chunk", "0"], cwd=workdir, env=env, capture_output=True, text=True)
@@ -129,6 +137,7 @@ def test_packages_listed_in_experiment_json_are_trusted(tmp_path):
     doc["estimator"] = {"__estimator__": "evilpkg.Evil", "params": {}}
     doc["packages"] += ["evilpkg"]
     (workdir / "experiment.json").write_text(json.dumps(doc))
+    reseal(workdir)  # the manifest edited too: else every task command refuses the changed experiment.json
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
     # A map task: the first thing it decodes after reading its inputs is the estimator.
     proc = subprocess.run([sys.executable, "-m", "mempamal", "task", "map", ".", "--outer", "0", "--inner", "0",

@@ -17,6 +17,7 @@ _BACKENDS: dict[str, str] = {
     "local": "mempamal.backends.local:LocalBackend",
     "dask": "mempamal.backends.dask:DaskBackend",
     "soma-workflow": "mempamal.backends.soma_workflow:SomaWorkflowBackend",
+    "slurm": "mempamal.backends.slurm:SlurmBackend",
 }
 
 

@@ -134,3 +134,36 @@ class Backend(abc.ABC):
     def execute(self, workdir: Path, workflow: Workflow, tasks: list[Task],
                 progress: Progress) -> dict[str, TaskOutcome]:
         """Run ``tasks`` (in dependency order within the list) and report each one's outcome."""
+
+    # -- detached runs (mempamal.submit) ------------------------------------------------
+    def detach(self, workdir: Path, workflow: Workflow, tasks: list[Task]) -> dict | None:
+        """Hand ``tasks`` to a scheduler that runs them without this process, for :func:`mempamal.submit`.
+
+        Returns what finds them again (JSON-ready: job ids, a scheduler's address), passed to
+        :meth:`detached_alive` and :meth:`detached_cancel` later, from any process; or None (the
+        default): submit() then runs this back-end in a background process of this machine.
+        Raises ValueError, with the reason, when the back-end cannot run detached.
+        """
+        return None
+
+    @classmethod
+    def detached_alive(cls, detached: dict) -> bool:
+        """Whether the scheduler still runs (or queues) tasks of the submission ``detached`` describes."""
+        raise NotImplementedError(f"back-end {cls.name!r} does not follow detached runs")
+
+    @classmethod
+    def detached_cancel(cls, detached: dict) -> None:
+        """Cancel the tasks of the submission ``detached`` describes, with the scheduler's own cancel."""
+        raise NotImplementedError(f"back-end {cls.name!r} does not cancel detached runs")
+
+    @classmethod
+    def describe_detached(cls, detached: dict) -> str:
+        """Where the submission ``detached`` describes runs, for ``mempamal status`` (e.g. its job ids)."""
+        return ", ".join(f"{k} {v}" for k, v in detached.items())
+
+    @classmethod
+    def detached_failures(cls, workdir: Path, detached: dict, names: list[str]) -> dict[str, str]:
+        """Why tasks ``names`` (not done, the run over) did not complete, when the scheduler says
+        (a job failed, timed out or was cancelled): task name to a message naming its log."""
+        return {}
+

@@ -230,6 +230,73 @@ class DaskBackend(Backend):
             if cluster is not None:  # the cluster this run started ends with it (SLURM: jobs cancelled)
                 cluster.close()
 
+    # -- detached: fire-and-forget futures on an external scheduler ---------------------------
+    def detach(self, workdir: Path, workflow: Workflow, tasks: list[Task]) -> dict:
+        """Submit ``tasks`` as fire-and-forget futures: the scheduler runs them after this client is gone."""
+        if self.scheduler_address is None and self.client is None:
+            raise ValueError("backend 'dask': a detached run needs an external scheduler (scheduler_address, or a "
+                             "client of a cluster that outlives this process): the "
+                             + ("SLURMCluster of slurm=" if self.slurm is not None else "LocalCluster")
+                             + " this back-end would start ends with this process; use run() for it")
+        from distributed import fire_and_forget
+
+        client = self.client or self._connect(self.scheduler_address)
+        try:
+            token = uuid.uuid4().hex[:12]
+            futures = {}
+            for task in tasks:
+                deps = [futures[d] for d in task.dependencies if d in futures]
+                futures[task.name] = client.submit(
+                    _run_on_worker, os.fspath(workdir), task.id.to_json(), self.threads_per_task, *deps,
+                    key=f"{task.name}-{token}", pure=False)
+            fire_and_forget(list(futures.values()))
+            return {"scheduler": client.scheduler.address, "keys": [f.key for f in futures.values()]}
+        finally:
+            if client is not self.client:
+                client.close()  # flushes the submissions first
+
+    @staticmethod
+    def _connect(address: str):
+        from distributed import Client
+
+        try:
+            return Client(address, set_as_default=False, timeout=30)
+        except OSError as e:
+            raise ConnectionError(f"scheduler_address: cannot reach a Dask scheduler at {address}: {e}") from e
+
+    @classmethod
+    def describe_detached(cls, detached: dict) -> str:
+        return f"{len(detached['keys'])} fire-and-forget futures on the Dask scheduler {detached['scheduler']}"
+
+    @classmethod
+    def detached_alive(cls, detached: dict) -> bool:
+        """Whether the scheduler still holds tasks of the submission not yet finished or failed
+        (a scheduler that cannot be reached runs nothing more)."""
+        try:
+            client = cls._connect(detached["scheduler"])
+        except ConnectionError:
+            return False
+        keys = detached["keys"]
+
+        def unfinished(dask_scheduler=None):  # runs on the scheduler (sent by value: a closure)
+            tasks = dask_scheduler.tasks
+            return sum(1 for k in keys if k in tasks and tasks[k].state not in ("memory", "erred", "forgotten"))
+
+        try:
+            return client.run_on_scheduler(unfinished) > 0
+        finally:
+            client.close()
+
+    @classmethod
+    def detached_cancel(cls, detached: dict) -> None:
+        from distributed import Future
+
+        client = cls._connect(detached["scheduler"])
+        try:
+            client.cancel([Future(k, client) for k in detached["keys"]], force=True)
+        finally:
+            client.close()
+
     @staticmethod
     def _submit_and_wait(client, workdir: Path, tasks: list[Task], progress: Progress,
                          threads: int | None) -> dict[str, TaskOutcome]:

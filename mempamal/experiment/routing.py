@@ -75,7 +75,35 @@ def route(estimator, *, scoring, refit, error_score, cv, inner_cv, with_search: 
         if not with_search:
             doc["fit"] = _keys(stand_ins)
         doc["outer_score"] = _per_metric(outer_scorer, {}, enabled, metrics)
+        for arg, key in doc["fit"].items():  # with routing, scikit-learn refuses what nobody requests
+            _check_fit_accepts(estimator, arg, key)
     return doc
+
+
+def _check_fit_accepts(estimator, arg: str, key: str) -> None:
+    """Refuse at write() a fit parameter that the estimator's fit (or a Pipeline's step) does not take,
+    which every task would otherwise fail on, with the name to write instead."""
+    import difflib
+    import inspect
+
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(estimator, Pipeline):  # without routing: step__name, to that step
+        steps = {name: step for name, step in estimator.steps if step not in (None, "passthrough")}
+        step, sep, rest = arg.partition("__")
+        if not sep or step not in steps:
+            raise ValueError(
+                f"params[{key!r}]: a Pipeline takes a fit parameter as '<step>__<name>' (its steps: "
+                f"{list(steps)}), e.g. params={{'{list(steps)[-1]}__{rest or arg}': ...}}; or enable scikit-learn's "
+                "metadata routing (sklearn.set_config(enable_metadata_routing=True)) before Experiment.write")
+        return _check_fit_accepts(steps[step], rest, key)
+    parameters = inspect.signature(estimator.fit).parameters
+    if arg in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    takes = [p for p in parameters if p not in ("X", "y", "Y")]
+    close = difflib.get_close_matches(arg, takes, n=1)
+    raise ValueError(f"params[{key!r}]: {type(estimator).__name__}.fit() takes no {arg!r} (it takes "
+                     f"{', '.join(takes) or 'X and y only'})" + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
 def _keys(routed: dict) -> dict[str, str]:

@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from html import escape
 from typing import Any
 
 import numpy as np
 
 from ..experiment.encoding import decode
-from ..workdir.document import ExperimentDoc
 from ..workdir.files import load_arrays, read_json
+from ..workdir.document import ExperimentDoc
 from ..workdir.layout import target_prefix, unprefixed
 from ..workdir.paths import Workdir
 from ._optional import require
+from .partial import gather_partial, missing_tasks
 from .plots import plot_permutations, plot_results
+from .tables import Summary, _P, _stats, _format_params, _html_table, _json_value, _single_metric, _text_table
 
 
 class Results:
@@ -48,10 +51,6 @@ class Results:
         Per outer fold, the test predictions and the test samples' indices.
     predictions : ndarray of shape (n_samples, ...)
         The outer test predictions in sample order, as ``cross_val_predict`` gives them.
-    experiment : ExperimentDoc
-        The experiment's document (experiment.json): its folds, candidates, scoring...
-    n_inner : list of int or None
-        The inner folds of each outer fold (None without a search).
     targets : list of Results or None
         With ``per_target=True``: each target's own results (the attributes above, for that
         column of y). The attributes above then gain a leading target axis: ``test_scores[m]``
@@ -66,6 +65,13 @@ class Results:
         ``(count(permutation_scores >= score) + 1) / (N + 1)``, as ``permutation_test_score``;
         and family-wise corrected over targets by the maximum statistic (max-T): the same with
         each permutation's maximum over targets (equal to ``pvalues`` for a single target).
+
+    partial : bool
+        True for :func:`load_results` ``(partial=True)`` before the workflow ended: only the
+        outer folds done (``outer_folds``) and the permutations done so far (``n_permutations``
+        of ``n_permutations_total``); the p-values are NaN until every outer fold is done.
+    outer_folds : list of int
+        The outer folds the per-fold attributes hold, in order: every fold, unless ``partial``.
 
     Notes
     -----
@@ -87,6 +93,8 @@ class Results:
         self.metrics: list[str] = doc["metrics"]
         self.refit: str = doc["refit"]
         self.n_outer: int = doc["n_outer"]
+        self.partial = bool(doc.get("partial"))
+        self.outer_folds: list[int] = list(doc.get("outer_folds", range(self.n_outer)))
         self.per_target = bool(doc.get("per_target"))
         self.n_targets: int | None = doc.get("n_targets")
         self._doc = doc
@@ -131,6 +139,7 @@ class Results:
     def _read_permutations(self, doc: dict, arrays: dict) -> None:
         perm = doc.get("permutation")
         self.n_permutations: int = perm["n_permutations"] if perm else 0
+        self.n_permutations_total: int = perm.get("n_permutations_total", self.n_permutations) if perm else 0
         self.observed_score: dict[str, Any] = {}
         self.permutation_scores: dict[str, np.ndarray] = {}
         self.pvalues: dict[str, Any] = {}
@@ -169,18 +178,18 @@ class Results:
             for t, view in enumerate(self.targets):
                 for m in self.metrics:
                     s = view.test_scores[m]
-                    row = [t, m, np.mean(s), np.std(s), np.median(s)]
+                    row = [t, m, *_stats(s)]
                     if self.n_permutations:
                         row += [_P(self.pvalues[m][t]), _P(self.pvalues_fwer[m][t])]
                     rows.append(row)
             tables.append(("mempamal-summary", header, rows))
         else:
             tables.append(("mempamal-summary", ["metric", "mean", "std", "median"],
-                           [[m, np.mean(s), np.std(s), np.median(s)] for m, s in self.test_scores.items()]))
+                           [[m, *_stats(s)] for m, s in self.test_scores.items()]))
             header = ["outer fold"] + self.metrics + (["best parameters"] if self.best_params is not None else [])
-            rows = [[o] + [self.test_scores[m][o] for m in self.metrics]
+            rows = [[fold] + [self.test_scores[m][o] for m in self.metrics]
                     + ([_format_params(self.best_params[o])] if self.best_params is not None else [])
-                    for o in range(self.n_outer)]
+                    for o, fold in enumerate(self.outer_folds)]
             tables.append(("mempamal-folds", header, rows))
             if self.n_permutations:
                 tables.append(("mempamal-permutations",
@@ -194,7 +203,20 @@ class Results:
             text += (f"\n\n{self.n_permutations} permutations of y; p = (#permutation scores >= score + 1) / "
                      f"({self.n_permutations} + 1)" + ("; FWER: max-T over targets" if self.per_target else ""))
         html = "<br>".join(_html_table(cls, header, rows) for cls, header, rows in tables)
+        if self.partial:
+            note = self._partial_note()
+            text, html = f"{note}\n\n{text}", f"<p><b>{escape(note)}</b></p>{html}"
         return Summary(text, f"<div class='mempamal-results'>{html}</div>")
+
+    def _partial_note(self) -> str:
+        total = self._doc.get("n_outer_total", self.n_outer)
+        note = (f"PARTIAL results (the workflow has not finished): {self.n_outer} of {total} outer folds done"
+                f" ({', '.join(map(str, self.outer_folds)) or 'none'})")
+        if self.n_permutations_total:
+            note += f"; {self.n_permutations} of {self.n_permutations_total} permutations done"
+            if self.n_outer < total:
+                note += " (p-values once every outer fold is done)"
+        return note
 
     def _repr_html_(self) -> str:
         return f"<p><b>mempamal results</b> of <code>{self.workdir}</code></p>" + self.summary().html
@@ -209,7 +231,8 @@ class Results:
             "metrics": self.metrics,
             "refit": self.refit,
             "n_outer": self.n_outer,
-            "summary": {m: {"mean": num(np.mean(s)), "std": num(np.std(s)), "median": num(np.median(s))}
+            "outer_folds": self.outer_folds,
+            "summary": {m: dict(zip(("mean", "std", "median"), map(num, _stats(s))))
                         for m, s in self.test_scores.items()},
             "test_scores": {m: [num(v) for v in s] for m, s in self.test_scores.items()},
             "fit_time": [num(v) for v in self.fit_times],
@@ -229,9 +252,12 @@ class Results:
                    "targets": [view._fold_dict() for view in self.targets]}
         else:
             out = self._fold_dict()
-        if self.n_permutations:
+        if self.partial:
+            out["partial"] = True
+        if self.n_permutations_total:
             out["permutation"] = {
                 "n_permutations": self.n_permutations,
+                "n_permutations_total": self.n_permutations_total,
                 "score": {m: _json_value(v) for m, v in self.observed_score.items()},
                 "pvalues": {m: _json_value(v) for m, v in self.pvalues.items()},
                 "pvalues_fwer": {m: _json_value(v) for m, v in self.pvalues_fwer.items()},
@@ -255,7 +281,7 @@ class Results:
         if self.best_params is not None:
             for k in dict.fromkeys(k for p in self.best_params for k in p):
                 columns[f"param_{k}"] = [p.get(k) for p in self.best_params]
-        return pd.DataFrame(columns, index=pd.RangeIndex(self.n_outer, name="outer_fold"))
+        return pd.DataFrame(columns, index=pd.Index(self.outer_folds, name="outer_fold"))
 
     # -- the inner searches -------------------------------------------------------------
 
@@ -281,11 +307,14 @@ class Results:
         if self.candidates is None:
             raise ValueError("cv_results: this experiment has no inner search (no param_grid or "
                              "param_distributions)")
-        if not isinstance(outer, (int, np.integer)) or not 0 <= outer < self.n_outer:
-            raise ValueError(f"outer: expected an outer fold index in [0, {self.n_outer}), got {outer!r}")
+        if not isinstance(outer, (int, np.integer)) or outer not in self.outer_folds:
+            folds = (f"one of the outer folds {self.outer_folds} (the folds done so far)" if self.partial
+                     else f"an outer fold index in [0, {self.n_outer})")
+            raise ValueError(f"outer: expected {folds}, got {outer!r}")
         from scipy.stats import rankdata
 
         n_inner = self.n_inner[outer]
+        outer = self.outer_folds.index(outer)  # the row of that fold in the arrays
         single = _single_metric(self.experiment.scoring)
         out: dict[str, Any] = {}
         for key, name in (("fit_time", "fit_time"), ("score_time", "score_time")):
@@ -333,6 +362,9 @@ class Results:
         indices = np.concatenate(self.test_indices)
         n = self.experiment.n_samples
         if len(indices) != n or len(np.unique(indices)) != n:
+            if self.partial:
+                raise ValueError("predictions: partial results test only the samples of the outer folds done "
+                                 f"({self.outer_folds}); use test_predictions and test_indices, per fold")
             raise ValueError("predictions: the outer folds do not test every sample exactly once (not a "
                              "partition); use test_predictions and test_indices, per fold")
         first = self.test_predictions[0]
@@ -367,7 +399,7 @@ class Results:
         -------
         matplotlib.figure.Figure
         """
-        if self.n_permutations:
+        if self.n_permutations and not np.isnan(list(self.observed_score.values())[0]).any():
             return plot_permutations(self, metric or self.refit)
         if self.per_target:
             return self.targets[self._target(0 if target is None else target)].plot(metric)
@@ -375,91 +407,23 @@ class Results:
 
     def __repr__(self) -> str:
         extra = (f", {self.n_targets} targets" if self.per_target else "") + (
-            f", {self.n_permutations} permutations" if self.n_permutations else "")
-        return f"<Results of {self.workdir}: {self.n_outer} outer folds, metrics {self.metrics}{extra}>"
+            f", {self.n_permutations} permutations" if self.n_permutations_total else "")
+        kind = "Partial results" if self.partial else "Results"
+        return f"<{kind} of {self.workdir}: {self.n_outer} outer folds, metrics {self.metrics}{extra}>"
 
 
-class Summary(str):
-    """The summary table: a str, shown as HTML in a notebook."""
-
-    def __new__(cls, text: str, html: str) -> "Summary":
-        self = super().__new__(cls, text)
-        self._html = html
-        return self
-
-    @property
-    def html(self) -> str:
-        """The same tables as HTML (what a notebook shows; the report embeds it)."""
-        return self._html
-
-    def _repr_html_(self) -> str:
-        return self._html
-
-
-class _P(float):
-    """A p-value: shown with significant digits, not four decimals."""
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, _P):
-        return f"{value:.4g}"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.4f}"
-    return str(value)
-
-
-def _text_table(header: list[str], rows: list[list]) -> str:
-    cells = [header] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(r[k]) for r in cells) for k in range(len(header))]
-    # Text columns (metrics, parameters) to the left, numbers to the right.
-    left = [not isinstance(rows[0][k], (int, float, np.number)) if rows else True for k in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(r, widths, left)).rstrip()
-                     for r in cells)
-
-
-def _html_table(cls: str, header: list[str], rows: list[list]) -> str:
-    from html import escape
-
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _single_metric(scoring: dict) -> bool:
-    """Whether GridSearchCV would name the metric "score" (scoring None, a name or a callable)."""
-    if len(scoring) != 1:
-        return False
-    name, value = next(iter(scoring.items()))
-    return name == "score" or value == name
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, np.ndarray):
-        return [_json_value(x) for x in v.tolist()]
-    v = v.item() if isinstance(v, np.generic) else v
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    return repr(v)
-
-
-def _format_params(params: dict[str, Any]) -> str:
-    def show(v: Any) -> str:
-        v = v.item() if isinstance(v, np.generic) else v
-        return f"{v:g}" if isinstance(v, float) else repr(v)
-
-    return ", ".join(f"{k}={show(v)}" for k, v in params.items())
-
-
-def load_results(workdir: str | os.PathLike) -> Results:
-    """Load the results of a workdir whose workflow has completed.
+def load_results(workdir: str | os.PathLike, partial: bool = False) -> Results:
+    """Load the results of a workdir whose workflow has completed (or, with ``partial``, what it has so far).
 
     Parameters
     ----------
     workdir : str or path
         A directory written by :meth:`mempamal.Experiment.write` (or ``mempamal generate``)
         and run to its end (:func:`mempamal.run`, ``mempamal run``, an export).
+    partial : bool, default=False
+        Before the workflow ends, give what the finished tasks allow, marked ``partial``: the outer
+        folds whose refit is done (scores, parameters, predictions) and the permutations done so far
+        with their p-values (NaN until every outer fold is done). Once it has ended: the results.
 
     Returns
     -------
@@ -470,7 +434,8 @@ def load_results(workdir: str | os.PathLike) -> Results:
     Raises
     ------
     FileNotFoundError
-        When the run has not finished (its final task has not written results.json).
+        When the run has not finished (its final task has not written results.json), without
+        ``partial``: naming the tasks still missing.
 
     See Also
     --------
@@ -492,9 +457,16 @@ def load_results(workdir: str | os.PathLike) -> Results:
     paths = Workdir.of(workdir)
     path = paths.results_json
     if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: no results yet; run the workflow first (mempamal.run or `mempamal run {workdir}`)"
-        )
+        if not paths.experiment_json.exists():
+            raise FileNotFoundError(f"{path}: no results yet, and no experiment here ({paths.experiment_json.name}); "
+                                    "write one first (Experiment.write or `mempamal generate`)")
+        experiment = paths.read_experiment()
+        if partial:
+            doc, arrays = gather_partial(paths.root, experiment)
+            return Results(paths.root, doc, arrays, experiment)
+        raise FileNotFoundError(f"{path}: no results yet: {missing_tasks(paths.root)}; run the workflow first "
+                                f"(mempamal.run or `mempamal run {workdir}`), or look at the folds done so far "
+                                "with load_results(..., partial=True) (`mempamal results --partial`)")
     doc = read_json(path)
     _, arrays = load_arrays(paths.results_npz)
     return Results(paths.root, doc, arrays, paths.read_experiment())

@@ -31,10 +31,14 @@ BATCH_LOG_DIR = f"{LOG_DIR}/batches"  # a batch process's own output (each task'
 RESULTS_JSON = "results.json"
 RESULTS_NPZ = "results.npz"
 LOCK = "run.lock"                # held by the run in progress
+SUBMISSION_DIR = "submission"    # a run handed over by submit(): how, to whom, its log and its end
+SUBMISSION = f"{SUBMISSION_DIR}/submission.json"
+SUBMISSION_REPORT = f"{SUBMISSION_DIR}/report.json"  # written by a detached process when its run ends
+SUBMISSION_LOG = f"{SUBMISSION_DIR}/run.log"         # a detached process's own output
 
 # What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
 GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, DATA_DIR, PERMUTED_FOLDS_DIR, MAPS_DIR, OUTER_DIR,
-             PERMUTATIONS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ)
+             PERMUTATIONS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ, SUBMISSION_DIR)
 
 
 def chunk_count(n_items: int, chunk_size: int) -> int:

@@ -64,8 +64,8 @@ def read_manifest(workdir: str | os.PathLike) -> dict | None:
     return doc["files"]
 
 
-def quick_changes(workdir: str | os.PathLike) -> dict[str, str]:
-    """Files whose size or modification time differ from the manifest's, with what differs.
+def quick_changes(workdir: str | os.PathLike, only: list[str] | None = None) -> dict[str, str]:
+    """Files (of ``only``, default all) whose size or modification time differ from the manifest's.
 
     One ``stat`` per file, no reading; {} when nothing differs or there is no manifest.
     """
@@ -73,6 +73,8 @@ def quick_changes(workdir: str | os.PathLike) -> dict[str, str]:
     files = read_manifest(paths) or {}
     changes = {}
     for name, entry in files.items():
+        if only is not None and name not in only:
+            continue
         try:
             st = paths.path(name).stat()
         except FileNotFoundError:
@@ -85,8 +87,8 @@ def quick_changes(workdir: str | os.PathLike) -> dict[str, str]:
     return changes
 
 
-def check_unchanged(workdir: str | os.PathLike) -> None:
-    """Refuse inputs changed since write(), by size and modification time (cheap).
+def check_unchanged(workdir: str | os.PathLike, only: list[str] | None = None) -> None:
+    """Refuse inputs (of ``only``, default all) changed since write(), by size and modification time (cheap).
 
     Raises
     ------
@@ -94,7 +96,7 @@ def check_unchanged(workdir: str | os.PathLike) -> None:
         Naming each file that changed and the fix.
     """
     workdir = Path(workdir)
-    changes = quick_changes(workdir)
+    changes = quick_changes(workdir, only)
     if not changes:
         return
     lines = [f"{workdir / name}: {what} since the experiment was written" for name, what in changes.items()]

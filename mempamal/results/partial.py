@@ -1,0 +1,146 @@
+"""Partial results: what the finished tasks of an unfinished workdir allow.
+
+The gather task reads every refit and permute output; here the same outputs are
+read as far as they exist, so that a user can look at the outer folds done and
+the permutations scored so far while the rest runs. Only complete outputs of
+this experiment count (the one rule of completeness, ``is_complete``), so a
+task still writing or a stale output is left out.
+
+- Outer folds: those whose refit is done (for every target, when targets are
+  analysed apart), in fold order; ``Results.outer_folds`` names them.
+- Permutations: those whose every outer fold is done (a permutation's score is
+  the mean of its outer folds', as in permutation_test_score), for every target;
+  their p-values need the observed score, hence every outer fold's refit: until
+  then they are NaN.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..experiment.encoding import decode, encode
+from ..experiment.permutations import pvalues, pvalues_max_t
+from ..workdir.document import ExperimentDoc
+from ..workdir.files import load_arrays
+from ..workdir.layout import TaskId, target_prefix
+from ..workdir.workflow import experiment_fingerprint, is_complete, load_workflow, tasks_to_do
+
+
+def _done(workdir: Path, fingerprint: str, task_id: TaskId) -> bool:
+    return is_complete(workdir, task_id, fingerprint)
+
+
+def gather_partial(workdir: Path, doc: ExperimentDoc) -> tuple[dict, dict[str, Any]]:
+    """The results document and arrays (as the gather task writes them) of the tasks done so far.
+
+    Parameters
+    ----------
+    workdir : Path
+    doc : dict
+        experiment.json's document.
+
+    Returns
+    -------
+    results, arrays
+        results.json's and results.npz's content, over the outer folds done (``outer_folds``)
+        and the permutations done; ``partial`` is True.
+    """
+    fingerprint = experiment_fingerprint(workdir)
+    targets = doc.targets
+    folds = [o for o in range(doc.n_outer)
+             if all(_done(workdir, fingerprint, TaskId("refit", target=t, outer=o)) for t in targets)]
+    results: dict[str, Any] = {"partial": True, "outer_folds": folds, "n_outer_total": doc.n_outer,
+                               "metrics": list(doc.scoring), "refit": doc.refit, "n_outer": len(folds),
+                               "search": doc.search, "per_target": doc.per_target,
+                               "n_targets": doc.n_targets}
+    arrays: dict[str, Any] = {}
+    parts = [_gather_target(workdir, doc, t, folds) for t in targets]
+    if doc.per_target:
+        results["targets"] = [part for part, _ in parts]
+        for t, (_, part_arrays) in enumerate(parts):
+            arrays.update({target_prefix(t) + k: v for k, v in part_arrays.items()})
+    else:
+        results.update(parts[0][0])
+        arrays.update(parts[0][1])
+    if doc.n_permutations:
+        complete = len(folds) == doc.n_outer
+        scores = {m: np.stack([a[f"test_{m}"] for _, a in parts]) for m in results["metrics"]}
+        results["permutation"], permutation_arrays = _gather_permutations(
+            workdir, doc, fingerprint, targets, scores if complete else None)
+        arrays.update(permutation_arrays)
+    return results, arrays
+
+
+def _gather_target(workdir: Path, doc: ExperimentDoc, target: int | None, outer_folds: list[int]) -> tuple[dict, dict]:
+    """One analysis's part of the results over ``outer_folds``: as the gather task's, fold k of
+    the arrays being outer fold ``outer_folds[k]``."""
+    folds = [load_arrays(workdir / TaskId("refit", target=target, outer=o).outputs[0]) for o in outer_folds]
+    metrics = list(doc.scoring)
+    test = {m: np.array([decode(meta["test_scores"][m]) for meta, _ in folds], dtype=float) for m in metrics}
+    arrays: dict[str, Any] = {f"test_{m}": v for m, v in test.items()}
+    arrays["fit_time"] = np.array([meta["fit_time"] for meta, _ in folds], dtype=float)
+    arrays["score_time"] = np.array([meta["score_time"] for meta, _ in folds], dtype=float)
+    results: dict[str, Any] = {"test_scores": {m: [encode(float(s)) for s in v] for m, v in test.items()}}
+    if doc.with_search:
+        results["best_index"] = [meta["best_index"] for meta, _ in folds]
+        results["best_params"] = [meta["best_params"] for meta, _ in folds]
+        n_inner = max(doc.n_inner)
+        for key in [k for k in folds[0][1] if k.startswith("inner_")] if folds else []:
+            table = np.full((len(folds), doc.n_candidates, n_inner), np.nan)
+            for k, (_, fold) in enumerate(folds):
+                table[k, :, :fold[key].shape[1]] = fold[key]
+            arrays[key] = table
+    for k, (_, fold) in enumerate(folds):
+        arrays[f"test_indices_{k}"] = fold["test_indices"]
+        if "test_predictions" in fold:
+            arrays[f"test_predictions_{k}"] = fold["test_predictions"]
+    return results, arrays
+
+
+def _gather_permutations(workdir: Path, doc: ExperimentDoc, fingerprint: str, targets: list,
+                         test_scores: dict[str, np.ndarray] | None) -> tuple[dict, dict]:
+    """The permutations whose every outer fold is done (for every target): their scores and, when
+    the observed score is known (``test_scores``, (n_targets, n_outer)), their p-values."""
+    n_outer = doc.n_outer
+    members = doc.permutation_chunks
+    done = [k for k in range(len(members))
+            if all(_done(workdir, fingerprint, TaskId("permute", target=t, perm=k, outer=o))
+                   for t in targets for o in range(n_outer))]
+    permutations = [p for k in done for p in members[k]]
+    metrics = list(doc.scoring)
+    table = {m: np.full((len(targets), len(permutations), n_outer), np.nan) for m in metrics}
+    for j, t in enumerate(targets):
+        at = 0
+        for k in done:
+            size = len(members[k])
+            for o in range(n_outer):
+                _, arrays = load_arrays(workdir / TaskId("permute", target=t, perm=k, outer=o).outputs[0])
+                for m in metrics:
+                    table[m][j, at:at + size, o] = arrays[f"test_{m}"]
+            at += size
+    summary: dict[str, Any] = {"n_permutations": len(permutations), "n_permutations_total": doc.n_permutations,
+                               "random_state": doc.permutation_random_state,
+                               "score": {}, "pvalues": {}, "pvalues_fwer": {}}
+    arrays: dict[str, Any] = {}
+    nan = np.full(len(targets), np.nan)
+    for m in metrics:
+        scores = table[m].mean(axis=-1)
+        arrays[f"permutation_scores_{m}"] = scores
+        # No observed score before every outer fold is done; no p-value without a permutation.
+        observed = nan if test_scores is None else test_scores[m].mean(axis=-1)
+        known = test_scores is not None and permutations
+        for key, values in (("score", observed), ("pvalues", pvalues(observed, scores) if known else nan),
+                            ("pvalues_fwer", pvalues_max_t(observed, scores) if known else nan)):
+            summary[key][m] = [encode(float(v)) for v in values]
+    return summary, arrays
+
+
+def missing_tasks(workdir: Path) -> str:
+    """Which tasks are not done yet, in a few words."""
+    workflow = load_workflow(workdir)
+    todo, _ = tasks_to_do(workdir, workflow)
+    names = [t.name for t in todo]
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return f"{len(names)} of {len(workflow.tasks)} tasks not done ({shown})"

@@ -86,9 +86,9 @@ def register_exporter(name: str, exporter: Callable[..., None]) -> None:
     --------
     >>> from pathlib import Path
     >>> from mempamal.export import register_exporter
-    >>> def export_makefile(workdir, workflow, output, **options):
+    >>> def export_task_names(workdir, workflow, output, **options):
     ...     Path(output).write_text(" ".join(task.name for task in workflow.tasks))
-    >>> register_exporter("makefile", export_makefile)
+    >>> register_exporter("task-names", export_task_names)
     """
     EXPORTERS[name] = exporter
 

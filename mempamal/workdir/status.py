@@ -19,7 +19,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import read_json
+from .document import ExperimentDoc
+from .files import InputFileError, read_json
 from .lock import Holder, this_host
 from .paths import Workdir
 from .workflow import Workflow, is_complete, load_workflow
@@ -46,6 +47,8 @@ class WorkflowStatus:
         Running or lost task name to its running record (host, pid, started), when it has one.
     finished : bool
         Whether results.json has been written (the experiment is complete).
+    stacking : dict or None
+        experiment.json's "stacking": whether the analyses' columns are fitted together, and why.
     """
 
     workdir: Path
@@ -54,6 +57,7 @@ class WorkflowStatus:
     errors: dict[str, str] = field(default_factory=dict)
     records: dict[str, dict] = field(default_factory=dict)
     finished: bool = False
+    stacking: dict | None = None
 
     def names(self, state: str) -> list[str]:
         return [n for n, s in self.states.items() if s == state]
@@ -69,6 +73,7 @@ class WorkflowStatus:
         return {
             "workdir": str(self.workdir),
             "finished": self.finished,
+            "stacking": self.stacking,
             "counts": self.counts(),
             "failed": [{"task": n, "error": self.errors[n], **self._rerun(n)} for n in self.names(FAILED)],
             "running": self.names(RUNNING),
@@ -93,6 +98,8 @@ class WorkflowStatus:
         lines = [f"{self.workdir}: {c['total']} tasks: {c[DONE]} done, {c[RUNNING]} running, "
                  f"{c[PENDING]} pending, {c[FAILED]} failed, {c[LOST]} lost"
                  + ("; results are ready (mempamal results)" if self.finished else "")]
+        if self.stacking:
+            lines.append(f"- columns {self.stacking['reason']}")
         hosts: dict[str, int] = {}
         for host in self.elsewhere().values():
             hosts[host] = hosts.get(host, 0) + 1
@@ -124,7 +131,11 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
     paths = Workdir.of(Path(workdir).resolve())
     workdir = paths.root
     workflow = load_workflow(workdir)
-    status = WorkflowStatus(workdir, workflow, finished=paths.results_json.exists())
+    try:
+        stacking = ExperimentDoc.read(workdir).stacking
+    except (OSError, ValueError, InputFileError):  # status reads what it can; run() and the tasks report a bad experiment.json
+        stacking = None
+    status = WorkflowStatus(workdir, workflow, finished=paths.results_json.exists(), stacking=stacking)
     records = running_records(workdir)
     for task in workflow.tasks:
         if is_complete(workdir, task.id):

@@ -133,6 +133,13 @@ def build_workflow(doc: ExperimentDoc | dict, python: str) -> Workflow:
         tasks.append(task)
         return task
 
+    if doc.stacking and doc.stacking.get("stacked"):
+        # Every analysis (target, permutation) of a chunk of columns, fitted together on one outer fold.
+        inputs = shared + ([PERMUTATIONS] if doc.n_permutations else [])
+        columns = [add(TaskId("columns", outer=o, chunk=c), inputs)
+                   for c in range(doc.stacking["n_column_chunks"]) for o in range(doc.n_outer)]
+        add(TaskId("gather"), [EXPERIMENT] + [t.outputs[0] for t in columns], columns)
+        return Workflow(tasks=tasks, python=python)
     for t in doc.targets:
         for o in range(doc.n_outer):
             maps = []
@@ -145,7 +152,9 @@ def build_workflow(doc: ExperimentDoc | dict, python: str) -> Workflow:
                                [m.name for m in maps]))
     tasks.extend(refits)
     # Permutations need nothing of the unpermuted analysis: they run beside it, and only the gather waits.
-    permutes = [add(TaskId("permute", target=t, perm=k, outer=o), shared + [PERMUTATIONS, permuted_folds(t, k)])
+    # Without a file of permuted folds (splitters that ignore y), a permutation uses y's folds.
+    permutes = [add(TaskId("permute", target=t, perm=k, outer=o),
+                    shared + [PERMUTATIONS] + ([permuted_folds(t, k)] if doc.permuted_folds else []))
                 for t in doc.targets for k in range(doc.n_permutation_chunks) for o in range(doc.n_outer)]
     add(TaskId("gather"), [EXPERIMENT] + [r.outputs[0] for r in refits + permutes], refits + permutes)
     return Workflow(tasks=tasks, python=python)

@@ -99,6 +99,7 @@ class Experiment:
     ...                  param_grid={"logisticregression__C": [0.01, 1.0, 100.0]},
     ...                  inner_cv=StratifiedKFold(3), scoring="f1_weighted")
     >>> workdir = exp.write(X, y, "runs/iris")  # files only: nothing is fitted here
+    mempamal: not stacked: one analysis, one column: nothing to fit together
     >>> report = run(workdir, n_jobs=2, progress=False)
     >>> res = load_results(workdir)
     >>> res.best_params

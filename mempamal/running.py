@@ -49,6 +49,7 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     Returns
     -------
     report : RunReport
+        Each task's outcome, and the tasks skipped because they were complete.
 
     Raises
     ------
@@ -61,6 +62,25 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     DataChangedError
         When the data, folds or experiment.json changed since ``write()`` (by size or
         modification time, against manifest.json), naming each file and the fix.
+
+    See Also
+    --------
+    mempamal.Experiment.write : Write the workdir.
+    mempamal.load_results : Read the results of the finished run.
+    mempamal.export.export : The workflow for another tool (SLURM, Soma-Workflow, a command list).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment, run
+    >>> X, y = load_iris(return_X_y=True)
+    >>> workdir = Experiment(LogisticRegression(), cv=3).write(X, y, "runs/run")
+    mempamal: not stacked: one analysis, one column: nothing to fit together
+    >>> print(run(workdir, backend="local", n_jobs=2, progress=False).summary())
+    4 tasks: 4 done, 0 failed, 0 not run, 0 skipped (already complete)
+    >>> print(run(workdir, progress=False).summary())  # again: resumes, nothing left to do
+    4 tasks: 0 done, 0 failed, 0 not run, 4 skipped (already complete)
     """
     workdir = Path(workdir).resolve()
     executor = create_backend(backend, **options)

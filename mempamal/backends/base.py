@@ -21,7 +21,15 @@ __all__ = ["Backend", "Option", "RunReport", "TaskOutcome", "WorkflowError", "St
 
 @dataclass
 class TaskOutcome:
-    """How one task ended: DONE, FAILED (with its error) or NOT_RUN (a dependency failed)."""
+    """How one task ended: DONE, FAILED (with its error) or NOT_RUN (a dependency failed).
+
+    Parameters
+    ----------
+    status : Status
+        :data:`DONE`, :data:`FAILED` or :data:`NOT_RUN` (a str: ``"done"``, ``"failed"``, ``"not run"``).
+    error : str, default=""
+        The error of a failed task (the end of its traceback).
+    """
 
     status: Status
     error: str = ""
@@ -29,16 +37,28 @@ class TaskOutcome:
 
 @dataclass
 class RunReport:
-    """What a run did, task by task."""
+    """What a run did, task by task: what :func:`mempamal.run` returns.
+
+    Parameters
+    ----------
+    workdir : Path
+        The workdir run.
+    outcomes : dict of str to TaskOutcome
+        Each task the run executed, by name, and how it ended.
+    skipped : list of str
+        The tasks complete before the run (resumed), not executed again.
+    """
 
     workdir: Path
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # complete before the run (resumed)
 
     def names(self, status: str) -> list[str]:
+        """The names of the tasks that ended with ``status`` (:data:`DONE`, :data:`FAILED`, :data:`NOT_RUN`)."""
         return [name for name, o in self.outcomes.items() if o.status == status]
 
     def summary(self) -> str:
+        """One line: tasks done, failed, not run and skipped, as ``mempamal run`` prints it."""
         return (f"{len(self.outcomes) + len(self.skipped)} tasks: {len(self.names(DONE))} done, "
                 f"{len(self.names(FAILED))} failed, {len(self.names(NOT_RUN))} not run, "
                 f"{len(self.skipped)} skipped (already complete)")

@@ -76,6 +76,34 @@ class Experiment:
     column_memory : float, default=5e8
         Bytes a stacked task may hold for its columns (y, predictions, coefficients): columns are
         cut into chunks of that size (and up to 4 chunks), one task per chunk and outer fold.
+
+    See Also
+    --------
+    mempamal.run : Run the tasks of a written experiment.
+    mempamal.load_results : Read its results.
+    mempamal.model_selection.cross_validate : The same from scikit-learn's functions.
+
+    Examples
+    --------
+    A nested cross-validation of iris, written as files, run on two cores, read back:
+
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import StratifiedKFold
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from mempamal import Experiment, load_results, run
+    >>> X, y = load_iris(return_X_y=True)
+    >>> exp = Experiment(make_pipeline(StandardScaler(), LogisticRegression()),
+    ...                  cv=StratifiedKFold(3, shuffle=True, random_state=0),
+    ...                  param_grid={"logisticregression__C": [0.01, 1.0, 100.0]},
+    ...                  inner_cv=StratifiedKFold(3), scoring="f1_weighted")
+    >>> workdir = exp.write(X, y, "runs/iris")  # files only: nothing is fitted here
+    mempamal: not stacked: one analysis, one column: nothing to fit together
+    >>> report = run(workdir, n_jobs=2, progress=False)
+    >>> res = load_results(workdir)
+    >>> res.best_params
+    [{'logisticregression__C': 100.0}, {'logisticregression__C': 100.0}, {'logisticregression__C': 1.0}]
     """
 
     def __init__(self, estimator, *, cv=5, param_grid=None, param_distributions=None, n_iter=10,

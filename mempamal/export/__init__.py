@@ -30,6 +30,8 @@ from ..workdir.workflow import Workflow, load_workflow, shell_line
 from .slurm import write_submit_script
 from .soma_workflow import export_soma_workflow
 
+__all__ = ["export", "register_exporter"]
+
 
 def export_cmd_list(workdir: Path, workflow: Workflow, output: Path, *, batch_size: int | None = None,
                     jobs_at_once: int | None = None) -> None:
@@ -66,7 +68,24 @@ EXPORTERS: dict[str, Callable[..., None]] = {
 
 
 def register_exporter(name: str, exporter: Callable[..., None]) -> None:
-    """Register an export format: ``exporter(workdir, workflow, output, **options)``."""
+    """Register an export format, which :func:`export` and ``mempamal export --format`` then take.
+
+    Parameters
+    ----------
+    name : str
+        The format's name.
+    exporter : callable
+        ``exporter(workdir, workflow, output, **options)``: writes ``output`` from the workdir's
+        :class:`~mempamal.workdir.workflow.Workflow`.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from mempamal.export import register_exporter
+    >>> def export_task_names(workdir, workflow, output, **options):
+    ...     Path(output).write_text(" ".join(task.name for task in workflow.tasks))
+    >>> register_exporter("task-names", export_task_names)
+    """
     EXPORTERS[name] = exporter
 
 
@@ -90,6 +109,29 @@ def export(workdir: str | os.PathLike, format: str, output: str | os.PathLike, *
     Returns
     -------
     output : Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        For an unknown format, naming the registered ones.
+
+    See Also
+    --------
+    register_exporter : Add a format.
+    mempamal.run : Run the workflow here instead.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment
+    >>> from mempamal.export import export
+    >>> X, y = load_iris(return_X_y=True)
+    >>> workdir = Experiment(LogisticRegression(), cv=3).write(X, y, "runs/export")
+    mempamal: not stacked: one analysis, one column: nothing to fit together
+    >>> export(workdir, "slurm", "submit.sh", cpus=1)
+    PosixPath('submit.sh')
     """
     if format not in EXPORTERS:
         raise ValueError(f"format: unknown export format {format!r}; choose one of {sorted(EXPORTERS)}")

@@ -76,7 +76,6 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     >>> from mempamal import Experiment, run
     >>> X, y = load_iris(return_X_y=True)
     >>> workdir = Experiment(LogisticRegression(), cv=3).write(X, y, "runs/run")
-    mempamal: not stacked: one analysis, one column: nothing to fit together
     >>> print(run(workdir, backend="local", n_jobs=2, progress=False).summary())
     4 tasks: 4 done, 0 failed, 0 not run, 0 skipped (already complete)
     >>> print(run(workdir, progress=False).summary())  # again: resumes, nothing left to do

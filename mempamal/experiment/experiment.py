@@ -99,7 +99,6 @@ class Experiment:
     ...                  param_grid={"logisticregression__C": [0.01, 1.0, 100.0]},
     ...                  inner_cv=StratifiedKFold(3), scoring="f1_weighted")
     >>> workdir = exp.write(X, y, "runs/iris")  # files only: nothing is fitted here
-    mempamal: not stacked: one analysis, one column: nothing to fit together
     >>> report = run(workdir, n_jobs=2, progress=False)
     >>> res = load_results(workdir)
     >>> res.best_params
@@ -245,7 +244,8 @@ class Experiment:
         X, y, groups, params = check_data(X, y, groups, params, estimator=self.estimator,
                                           per_target=self.per_target)
         compiled = compile_experiment(self, checked, X, y, groups, params)
-        print(f"mempamal: {compiled.doc['stacking']['reason']}", flush=True)  # which path, and why
+        if compiled.doc["per_target"] or compiled.doc["n_permutations"]:  # several analyses: which path, and why
+            print(f"mempamal: {compiled.doc['stacking']['reason']}", flush=True)
         return store(compiled, workdir, python=python or sys.executable, overwrite=overwrite)
 
     def __repr__(self) -> str:

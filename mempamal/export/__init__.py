@@ -129,7 +129,6 @@ def export(workdir: str | os.PathLike, format: str, output: str | os.PathLike, *
     >>> from mempamal.export import export
     >>> X, y = load_iris(return_X_y=True)
     >>> workdir = Experiment(LogisticRegression(), cv=3).write(X, y, "runs/export")
-    mempamal: not stacked: one analysis, one column: nothing to fit together
     >>> export(workdir, "slurm", "submit.sh", cpus=1)
     PosixPath('submit.sh')
     """

@@ -449,7 +449,6 @@ def load_results(workdir: str | os.PathLike, partial: bool = False) -> Results:
     >>> from mempamal import Experiment, load_results, run
     >>> X, y = load_iris(return_X_y=True)
     >>> workdir = Experiment(LogisticRegression(), cv=3, scoring="accuracy").write(X, y, "runs/logit")
-    mempamal: not stacked: one analysis, one column: nothing to fit together
     >>> report = run(workdir, n_jobs=2, progress=False)
     >>> res = load_results("runs/logit")
     >>> res.test_scores["accuracy"].round(2)

@@ -24,7 +24,7 @@ from .paths import Workdir
 # Among tasks ready at once, which a back-end starts first (lower first). A refit frees its fold's
 # outputs and overlaps the other folds' maps instead of trailing after every map; permute tasks, the
 # longest (whole analyses), go before the maps too: longest first keeps the tail of a run short.
-_PRIORITY = {"refit": 0, "permute": 0, "gather": 0, "map": 1}
+_PRIORITY = {"refit": 0, "permute": 0, "columns": 0, "gather": 0, "map": 1}
 
 
 @dataclass(frozen=True)

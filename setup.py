@@ -1,8 +1,15 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The version is written once, in mempamal/__init__.py (read, not imported: numpy may not be installed yet).
+VERSION = re.search(r'^__version__ = "([^"]+)"$', Path(__file__).with_name("mempamal").joinpath("__init__.py")
+                    .read_text(encoding="utf-8"), re.MULTILINE).group(1)
 
 setup(
     name="mempamal",
-    version="0.1.0",
+    version=VERSION,
     description="Means for EMbarrassingly PArallel MAchine Learning: "
     "scikit-learn nested cross-validation as files and commands",
     long_description=open("README.rst", encoding="utf-8").read(),
@@ -30,6 +37,11 @@ setup(
         "notebook": ["ipywidgets>=8", "matplotlib>=3.6", "pandas>=1.5"],
         # DataFrames as X (kept as DataFrames, stored as Arrow IPC files).
         "tabular": ["pandas>=1.5", "pyarrow>=12"],
+        # Reference tools the benchmarks compare against (benchmarks/columns.py: himalaya's RidgeCV).
+        "benchmark": ["himalaya>=0.4"],
+        # The documentation: python -m sphinx -W --keep-going -b html docs docs/_build/html
+        "docs": ["sphinx>=7", "pydata-sphinx-theme>=0.15", "numpydoc>=1.6", "sphinx-gallery>=0.16",
+                 "matplotlib>=3.6", "pandas>=1.5", "pyarrow>=12", "imbalanced-learn>=0.12"],
         "test": ["pytest>=7", "dask[distributed]>=2023.1", "matplotlib>=3.6", "pandas>=1.5", "pyarrow>=12", "nbclient>=0.7",
                  "nbformat>=5.7", "ipykernel>=6", "ipywidgets>=8", "imbalanced-learn>=0.12",
                  "dask-jobqueue>=0.8", "paramiko>=2.9"],

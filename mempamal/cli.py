@@ -387,7 +387,7 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     parser.add_argument("--log", metavar="FILE", default=None,
                         help="send the task's output and errors to FILE, relative to the workdir (default: "
                              "this command's stdout and stderr)")
-    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,permute,gather,batch}")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="{map,refit,permute,columns,gather,batch}")
     workdir = "the workdir (workflow.json runs every command from it, as '.')"
     target = "the target (column of y) when each target is analysed apart (per_target)"
     p = stages.add_parser("map", help="fit and score a chunk of the grid on one inner fold")
@@ -405,6 +405,11 @@ def task_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     p.add_argument("--target", type=int, help=target)
     p.add_argument("--perm", type=int, required=True, help="the chunk of permutations (permutation_chunk_size)")
     p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p = stages.add_parser("columns", help="the whole analyses of a chunk of columns fitted together (stacked), "
+                                          "on one outer fold")
+    p.add_argument("workdir", help=workdir)
+    p.add_argument("--outer", type=int, required=True, help="the outer fold (0-based)")
+    p.add_argument("--chunk", type=int, required=True, help="the chunk of columns (experiment.json's stacking)")
     p = stages.add_parser("gather", help="gather the outer folds into results.json and results.npz")
     p.add_argument("workdir", help=workdir)
     p = stages.add_parser(

@@ -50,6 +50,7 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     Returns
     -------
     report : RunReport
+        Each task's outcome, and the tasks skipped because they were complete.
 
     Raises
     ------
@@ -65,6 +66,24 @@ def run(workdir: str | os.PathLike, backend: str = "local", *, resume: bool = Tr
     UntrustedWorkdirError
         When the workdir is not signed by this user's key (``mempamal trust``), or changed
         since it was signed; before the lock is taken and anything is decoded or runs.
+
+    See Also
+    --------
+    mempamal.Experiment.write : Write the workdir.
+    mempamal.load_results : Read the results of the finished run.
+    mempamal.export.export : The workflow for another tool (SLURM, Soma-Workflow, a command list).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment, run
+    >>> X, y = load_iris(return_X_y=True)
+    >>> workdir = Experiment(LogisticRegression(), cv=3).write(X, y, "runs/run")
+    >>> print(run(workdir, backend="local", n_jobs=2, progress=False).summary())
+    4 tasks: 4 done, 0 failed, 0 not run, 0 skipped (already complete)
+    >>> print(run(workdir, progress=False).summary())  # again: resumes, nothing left to do
+    4 tasks: 0 done, 0 failed, 0 not run, 4 skipped (already complete)
     """
     workdir = Path(workdir).resolve()
     executor = create_backend(backend, **options)

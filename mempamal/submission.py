@@ -299,6 +299,18 @@ def _start_process(workdir: Path) -> subprocess.Popen:
 def attach(workdir: str | os.PathLike, *, missing_ok: bool = False) -> Submission | None:
     """The run last submitted for ``workdir`` (by :func:`submit`, ``mempamal run --detach``), from any process.
 
+    Parameters
+    ----------
+    workdir : str or path
+        A workdir a run was submitted for (``submission/submission.json`` records it).
+    missing_ok : bool, default=False
+        Return None, instead of raising, when no run was submitted.
+
+    Returns
+    -------
+    submission : Submission or None
+        Its ``status()``, ``wait()``, ``results(partial=True)`` and ``cancel()``.
+
     Raises
     ------
     FileNotFoundError

@@ -114,9 +114,22 @@ def test_targets_apart_use_the_folds_done_for_every_target(tmp_path):
     X, Y = rng.randn(40, 3), rng.randn(40, 2)
     workdir = tmp_path / "run"
     Experiment(Ridge(), cv=KFold(2), param_grid={"alpha": [0.1, 1.0]}, inner_cv=KFold(2), scoring="r2",
-               per_target=True).write(X, Y, workdir)
+               per_target=True, stack_columns=False).write(X, Y, workdir)
     workflow = load_workflow(workdir)
     # Target 0 both folds; target 1 fold 1 only: fold 1 is the one done for every target.
     run_some(workdir, workflow, lambda t: t.stage in ("map", "refit") and (t.id.target == 0 or t.outer == 1))
     res = load_results(workdir, partial=True)
     assert res.partial and res.outer_folds == [1] and res.test_scores["r2"].shape == (2, 1)
+
+
+def test_stacked_columns_say_partial_results_are_not_available(tmp_path):
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import KFold
+
+    rng = np.random.RandomState(0)
+    X, Y = rng.randn(40, 3), rng.randn(40, 2)
+    workdir = tmp_path / "run"
+    Experiment(Ridge(), cv=KFold(2), param_grid={"alpha": [0.1, 1.0]}, inner_cv=KFold(2), scoring="r2",
+               per_target=True, stack_columns=True).write(X, Y, workdir)
+    with pytest.raises(ValueError, match="partial results of stacked columns are not available yet"):
+        load_results(workdir, partial=True)

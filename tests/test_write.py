@@ -32,8 +32,9 @@ def test_writing_the_same_experiment_again_rewrites_nothing(workdir):
     exp, X, Y, kw = rich_case()
     exp.write(X, Y, workdir, **kw)
     before = stamps(workdir)
-    assert {"experiment.json", "workflow.json", "manifest.json", "folds.npz", "data/permutations.npy",
-            "permuted_folds/t1-p2.npz"} <= set(before)
+    # GroupKFold ignores y: every permutation has y's folds, and no permuted_folds/ file is written.
+    assert {"experiment.json", "workflow.json", "manifest.json", "folds.npz", "data/permutations.npy"} <= set(before)
+    assert not any(name.startswith("permuted_folds/") for name in before)
     again, X2, Y2, kw2 = rich_case()  # equal, not the same objects
     assert again.write(X2, Y2, workdir, **kw2) == workdir
     assert stamps(workdir) == before
@@ -47,7 +48,7 @@ def test_compile_touches_no_file_and_store_writes_its_document(tmp_path, monkeyp
     compiled = compile_experiment(exp, checked, *data)
     assert list(tmp_path.iterdir()) == []
     assert "data" not in compiled.doc and compiled.doc["n_chunks"] == 2 and compiled.doc["n_permutation_chunks"] == 3
-    assert sorted(compiled.permuted_folds) == [f"permuted_folds/t{t}-p{k}.npz" for t in (0, 1) for k in range(3)]
+    assert compiled.permuted_folds == {} and compiled.doc["permuted_folds"] is False  # GroupKFold ignores y
 
     stored = store(compiled, tmp_path / "stored", python="python3")
     doc = json.loads((stored / "experiment.json").read_text())

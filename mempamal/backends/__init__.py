@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib
 
-from .base import DONE, FAILED, NOT_RUN, Backend, Option, RunReport, TaskOutcome, WorkflowError
+from .base import DONE, FAILED, NOT_RUN, Backend, Option, RunReport, Status, TaskOutcome, WorkflowError
 
-__all__ = ["Backend", "Option", "RunReport", "TaskOutcome", "WorkflowError", "DONE", "FAILED", "NOT_RUN",
+__all__ = ["Backend", "Option", "RunReport", "TaskOutcome", "WorkflowError", "Status", "DONE", "FAILED", "NOT_RUN",
            "register_backend", "available_backends", "get_backend", "create_backend"]
 
 _BACKENDS: dict[str, str] = {
@@ -39,11 +39,34 @@ def register_backend(name: str, path: str) -> None:
 
 
 def available_backends() -> list[str]:
+    """The names of the registered back-ends, sorted.
+
+    Returns
+    -------
+    names : list of str
+        ``"dask"``, ``"local"``, ``"soma-workflow"`` and those :func:`register_backend` added.
+    """
     return sorted(_BACKENDS)
 
 
 def get_backend(name: str) -> type[Backend]:
-    """The back-end class registered as ``name`` (its module imported now)."""
+    """The back-end class registered as ``name`` (its module imported now).
+
+    Parameters
+    ----------
+    name : str
+        A name of :func:`available_backends`.
+
+    Returns
+    -------
+    cls : type
+        The :class:`Backend` subclass.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, naming the registered ones.
+    """
     try:
         module, _, cls = _BACKENDS[name].partition(":")
     except KeyError:
@@ -53,6 +76,18 @@ def get_backend(name: str) -> type[Backend]:
 
 def create_backend(name: str, **options) -> Backend:
     """The back-end ``name`` built with ``options``, each checked against its declaration first.
+
+    Parameters
+    ----------
+    name : str
+        A name of :func:`available_backends`.
+    **options
+        The back-end's options, as its ``options`` declare them (``n_jobs``, ``threads_per_task``...).
+
+    Returns
+    -------
+    backend : Backend
+        The back-end, ready to execute a workflow.
 
     Raises
     ------

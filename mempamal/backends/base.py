@@ -11,53 +11,71 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .progress import Progress
+from ..exceptions import WorkflowError
+from ..workdir.status import DONE, FAILED, NOT_RUN, Status
 from ..workdir.workflow import Task, Workflow
+from .progress import Progress
 
-DONE, FAILED, NOT_RUN = "done", "failed", "not run"
+__all__ = ["Backend", "Option", "RunReport", "TaskOutcome", "WorkflowError", "Status", "DONE", "FAILED", "NOT_RUN"]
 
 
 @dataclass
 class TaskOutcome:
-    """How one task ended: DONE, FAILED (with its error) or NOT_RUN (a dependency failed)."""
+    """How one task ended: DONE, FAILED (with its error) or NOT_RUN (a dependency failed).
 
-    status: str
+    Parameters
+    ----------
+    status : Status
+        :data:`DONE`, :data:`FAILED` or :data:`NOT_RUN` (a str: ``"done"``, ``"failed"``, ``"not run"``).
+    error : str, default=""
+        The error of a failed task (the end of its traceback).
+    """
+
+    status: Status
     error: str = ""
 
 
 @dataclass
 class RunReport:
-    """What a run did, task by task."""
+    """What a run did, task by task: what :func:`mempamal.run` returns.
+
+    Parameters
+    ----------
+    workdir : Path
+        The workdir run.
+    outcomes : dict of str to TaskOutcome
+        Each task the run executed, by name, and how it ended.
+    skipped : list of str
+        The tasks complete before the run (resumed), not executed again.
+    """
 
     workdir: Path
     outcomes: dict[str, TaskOutcome] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # complete before the run (resumed)
 
     def names(self, status: str) -> list[str]:
+        """The names of the tasks that ended with ``status`` (:data:`DONE`, :data:`FAILED`, :data:`NOT_RUN`)."""
         return [name for name, o in self.outcomes.items() if o.status == status]
 
     def summary(self) -> str:
+        """One line: tasks done, failed, not run and skipped, as ``mempamal run`` prints it."""
         return (f"{len(self.outcomes) + len(self.skipped)} tasks: {len(self.names(DONE))} done, "
                 f"{len(self.names(FAILED))} failed, {len(self.names(NOT_RUN))} not run, "
                 f"{len(self.skipped)} skipped (already complete)")
 
-
-class WorkflowError(RuntimeError):
-    """Some tasks failed; the message names each, with its command and log file."""
-
-    def __init__(self, report: RunReport, workflow: Workflow) -> None:
-        self.report = report
-        lines = [f"mempamal: {report.summary()} in {report.workdir}"]
-        for name in report.names(FAILED):
+    def failure_message(self, workflow: Workflow) -> str:
+        """The summary, then each failed task with its last error line, command and log (WorkflowError's)."""
+        lines = [f"mempamal: {self.summary()} in {self.workdir}"]
+        for name in self.names(FAILED):
             task = workflow.by_name[name]
-            error = report.outcomes[name].error.strip().splitlines()
+            error = self.outcomes[name].error.strip().splitlines()
             lines.append(f"- task {name} failed: {error[-1] if error else 'no message'}")
-            lines.append(f"  command: {task.shell_command(report.workdir)}")
-            lines.append(f"  log: {report.workdir / task.log}")
-        not_run = report.names(NOT_RUN)
+            lines.append(f"  command: {task.shell_command(self.workdir)}")
+            lines.append(f"  log: {self.workdir / task.log}")
+        not_run = self.names(NOT_RUN)
         if not_run:
             lines.append(f"- not run because a task they need failed: {', '.join(not_run)}")
-        super().__init__("\n".join(lines))
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ import threading
 import uuid
 from pathlib import Path
 
-from .progress import Progress
+from ..tasks import run_task
 from ..workdir.layout import LOG_DIR, WORKFLOW, TaskId
-from ..workdir.workflow import Task, Workflow, thread_limits
+from ..workdir.workflow import Task, Workflow, is_complete, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
+from .progress import Progress
 
 _INSTALL_HINT = "the dask back-end needs Dask's distributed scheduler: pip install mempamal[dask]"
 
@@ -38,8 +39,6 @@ _ONE_TASK_PER_PROCESS = threading.Lock()
 def _run_on_worker(workdir: str, task_id: dict, threads: int | None, *dependencies) -> None:
     """Run one task (``TaskId.to_json()``) on a Dask worker; ``dependencies`` (None each) only make Dask
     wait for them."""
-    from ..workdir.workflow import is_complete
-
     root = Path(workdir)
     task_id = TaskId.from_json(task_id)
     if not (root / WORKFLOW).exists():
@@ -53,8 +52,6 @@ def _run_on_worker(workdir: str, task_id: dict, threads: int | None, *dependenci
         # already ran to the end in this run.
         return
     from threadpoolctl import threadpool_limits
-
-    from ..tasks import run_task
 
     with _ONE_TASK_PER_PROCESS, threadpool_limits(limits=threads):
         run_task(workdir, task_id, task_id.log)

@@ -9,17 +9,17 @@ from __future__ import annotations
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
-from .progress import Progress
+from ..tasks import run_task
 from ..workdir.layout import TaskId
 from ..workdir.workflow import Task, Workflow, thread_limits
 from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
+from .progress import Progress
 
 
 def _warm_up() -> None:
-    """Import what every task needs once per worker, before the first task arrives."""
+    """Import what every task needs once per worker, before the first task arrives (mempamal's own
+    task code comes with this module, which the worker imports to call it)."""
     import sklearn.base  # noqa: F401  (the bulk of a task's start-up)
-
-    from .. import tasks  # noqa: F401  (the task code, and what it imports)
 
 
 # The workers of this process, by (n_jobs, threads per task): kept warm between runs. Not loky's
@@ -44,8 +44,6 @@ def _executor(n_jobs: int, threads: int, renew: bool = False):
 
 def _run_in_worker(workdir: str, task_id: TaskId, log: str, threads: int) -> None:
     from threadpoolctl import threadpool_limits
-
-    from ..tasks import run_task
 
     # The executor's env only reaches workers it starts; reused workers need the limit set here.
     with threadpool_limits(limits=threads):
@@ -102,13 +100,8 @@ class LocalBackend(Backend):
                         ready.append(child)
 
         def next_task() -> str:
-            # A ready refit first: it frees its fold's outputs and overlaps the other folds' maps,
-            # instead of trailing after every map. Permute tasks, the longest (whole analyses),
-            # go before the maps too: longest first keeps the tail of the run short.
-            for k, name in enumerate(ready):
-                if workflow.by_name[name].stage != "map":
-                    return ready.pop(k)
-            return ready.pop(0)
+            # The first ready task of the lowest priority (the workflow's rule: refits before maps...).
+            return ready.pop(min(range(len(ready)), key=lambda k: workflow.by_name[ready[k]].priority))
 
         executor = _executor(self.n_jobs, self.threads_per_task)
         while ready or running:

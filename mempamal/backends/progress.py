@@ -2,6 +2,8 @@
 Jupyter, text in a terminal) that every back-end feeds the same way."""
 from __future__ import annotations
 
+from ..workdir.status import DONE, FAILED
+
 
 class Progress:
     """Counts task outcomes and shows them; ``enabled=False`` shows nothing."""
@@ -18,12 +20,12 @@ class Progress:
             self._bar = tqdm(total=total, desc=desc, unit="task")
 
     def update(self, status: str) -> None:
-        """Record one task's outcome ("done", "failed" or "not run")."""
-        if status == "done":
+        """Record one task's outcome (DONE, FAILED or NOT_RUN)."""
+        if status == DONE:
             self.done += 1
         else:
             self.failed += 1
-            self.not_run += status != "failed"
+            self.not_run += status != FAILED
         if self._bar is not None:
             postfix = f"failed={self.failed - self.not_run}" + (f", not run={self.not_run}" if self.not_run else "")
             self._bar.set_postfix_str(postfix, refresh=False)

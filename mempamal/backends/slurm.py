@@ -20,6 +20,7 @@ from pathlib import Path
 from ..export.slurm import DEFAULT_MAX_ARRAY_SIZE, stage_resources, write_submit_script
 from ..workdir.batches import read_batch_file
 from ..workdir.layout import SLURM_DIR, SLURM_LOG_DIR, STAGES
+from ..workdir.status import workflow_status
 from ..workdir.workflow import Task, Workflow, is_complete
 from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
 from .progress import Progress
@@ -146,8 +147,6 @@ class SlurmBackend(Backend):
 def outcomes_after(workdir: Path, detached: dict, tasks: list[Task], progress: Progress,
                    settled: set[str]) -> dict[str, TaskOutcome]:
     """Each task's outcome once the jobs have ended: done, failed (its log, or its job's end), not run."""
-    from ..workdir.status import FAILED as LOG_FAILED, workflow_status
-
     status = workflow_status(workdir)
     why = SlurmBackend.detached_failures(workdir, detached, [t.name for t in tasks if status.states[t.name] != DONE])
     outcomes = {}
@@ -155,7 +154,7 @@ def outcomes_after(workdir: Path, detached: dict, tasks: list[Task], progress: P
         state = status.states[task.name]
         if state == DONE:
             outcome = TaskOutcome(DONE)
-        elif state == LOG_FAILED or task.name in why:
+        elif state == FAILED or task.name in why:  # one vocabulary: a log's failure is a run's
             outcome = TaskOutcome(FAILED, why.get(task.name) or status.errors.get(task.name, ""))
         else:
             outcome = TaskOutcome(NOT_RUN, f"{state}: its SLURM job did not run it (a job it waited for failed?)")

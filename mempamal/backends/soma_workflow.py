@@ -24,23 +24,24 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import posixpath
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from .progress import Progress
-from ..workdir.batches import Batch, check_batch_options, plan_batches
-from ..workdir.workflow import Task, Workflow, is_complete
-from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
 from ..export.slurm import needs_sacct_wrapper, write_sacct_wrapper
 from ..export.soma_workflow import to_soma_workflow
+from ..workdir.batches import Batch, check_batch_options, plan_batches
+from ..workdir.workflow import Task, Workflow
+from ._soma_engine import batch_outcomes, brisk_engine_loop, end_light_mode_scheduler
+from ._soma_remote import fetch_logs, send_workdir, tunnel_on_loopback
+from .base import NOT_RUN, Backend, Option, TaskOutcome
+from .progress import Progress
 
-STDERR_TAIL = 20  # lines of a failed job's stderr in its error report
+__all__ = ["SomaWorkflowBackend", "to_soma_workflow"]
 
-
+# Former names, which the tests use.
+_end_light_mode_scheduler, _batch_outcomes = end_light_mode_scheduler, batch_outcomes
 
 
 class SomaWorkflowBackend(Backend):
@@ -233,10 +234,10 @@ class SomaWorkflowBackend(Backend):
             workflow_id = controller.submit_workflow(soma_workflow, name=soma_workflow.name, queue=self.queue)
             try:
                 if self.transfer:
-                    fetch = self._send_workdir(controller, workflow_id, workdir)
+                    fetch = send_workdir(controller, workflow_id, workdir)
                 elif self.shared_path is not None:
                     def fetch(batch, job_id, done):
-                        _fetch_logs(controller, Path(workdir).resolve(), batch, job_id)
+                        fetch_logs(controller, Path(workdir).resolve(), batch, job_id)
                 else:
                     fetch = None
                 return self._wait(controller, workflow_id, workdir, workflow, tasks, progress, batches, fetch)
@@ -246,7 +247,7 @@ class SomaWorkflowBackend(Backend):
                 controller.delete_workflow(workflow_id, force=True)
         finally:
             if controller is not None:
-                _end_light_mode_scheduler(controller)
+                end_light_mode_scheduler(controller)
                 with contextlib.redirect_stdout(io.StringIO()):
                     controller.stop_engine()
                     del controller
@@ -270,38 +271,6 @@ class SomaWorkflowBackend(Backend):
                              f"interpreter of the tasks with python=...")
         return os.path.expandvars(command)
 
-    def _send_workdir(self, controller, workflow_id, workdir: Path):
-        """Transfer the workdir to the resource (the jobs wait for it); return the function fetching a task's files.
-
-        The transfer goes through Soma-Workflow's portable transfer (file contents through the ssh
-        tunnel the connection holds): its default with key authentication, ``scp`` run by
-        ``os.system``, ignores scp's failures and authenticates with the ssh command's own
-        keys and port, not the connection's.
-        """
-        from soma_workflow.client import Helper
-
-        engine = controller._engine_proxy
-        controller._transfer = _directory_transfer(engine)
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints every file it copies
-            Helper.transfer_input_files(workflow_id, controller)
-        # (transfer id, (status, progression, engine path, client path, client paths)) per transfer
-        transfers = controller.workflow_elements_status(workflow_id)[1]
-        (remote_workdir,) = [info[1][2] for info in transfers]
-        local_workdir = Path(workdir).resolve()
-
-        def fetch(batch: Batch, job_id, done: bool) -> None:
-            _fetch_logs(controller, local_workdir, batch, job_id)
-            for task in batch.tasks:
-                if len(batch.tasks) > 1:  # each task of a batch wrote its own log in the copy
-                    _fetch_file(engine, posixpath.join(remote_workdir, task.log), local_workdir / task.log)
-                # The outputs a task wrote (atomically: there means whole); a job that succeeded wrote
-                # them all. A missing remote file is skipped: it would come back as an empty one.
-                for relative in task.outputs:
-                    if _fetch_file(engine, posixpath.join(remote_workdir, relative), local_workdir / relative) \
-                            is False and done:
-                        raise OSError(f"{relative}: not on the resource after task {task.name} succeeded")
-        return fetch
-
     def _connect(self, scratch: Path | None = None):
         from soma_workflow.client import WorkflowController
 
@@ -316,13 +285,13 @@ class SomaWorkflowBackend(Backend):
                 str(scratch / "transfers"))}
 
         if options["resource_id"] is not None or options["config"] is not None:
-            _tunnel_on_loopback()
+            tunnel_on_loopback()
         # Isolated light mode points SOMA_WORKFLOW_CONFIG at its directory for good: restore it.
         saved = os.environ.get("SOMA_WORKFLOW_CONFIG")
         chatter = io.StringIO()
         try:
             # Its chatter would garble the progress bar; it explains a failed connection, though.
-            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter), _brisk_engine_loop():
+            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter), brisk_engine_loop():
                 return WorkflowController(**options)
         except ConnectionError as e:
             raise ConnectionError(f"{e}\nSoma-Workflow's output while connecting:\n{chatter.getvalue()[-3000:]}") \
@@ -406,7 +375,7 @@ class SomaWorkflowBackend(Backend):
                              and exit_value == 0)
                 if fetch is not None and exit_status != constants.EXIT_NOTRUN:
                     fetch(by_job[name], job_id, succeeded)  # logs and outputs first: outcomes read them
-                for task_name, outcome in _batch_outcomes(workdir, by_job[name], job_status, exit_status,
+                for task_name, outcome in batch_outcomes(workdir, by_job[name], job_status, exit_status,
                                                           exit_value, self._task_python).items():
                     outcomes[task_name] = outcome
                     progress.update(outcome.status)
@@ -419,162 +388,3 @@ class SomaWorkflowBackend(Backend):
                 outcomes[task.name] = TaskOutcome(NOT_RUN, "Soma-Workflow did not run it")
                 progress.update(NOT_RUN)
         return outcomes
-
-
-def _fetch_logs(controller, workdir: Path, batch: Batch, job_id) -> None:
-    """A job's stdout and stderr, kept by the engine, into the batch's files in the local workdir."""
-    for path in (batch.stdout, batch.stderr):
-        (workdir / path).parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints every file it copies
-        controller.retrieve_job_stdouterr(job_id, str(workdir / batch.stdout), str(workdir / batch.stderr))
-
-
-def _fetch_file(engine, remote: str, local: Path) -> bool:
-    """Copy a file of the resource to ``local`` through Soma-Workflow's portable transfer; False if it is missing.
-
-    Written next to its place, then renamed: a task's output is either there, whole, or absent.
-    """
-    from soma_workflow.transfer import PortableRemoteTransfer
-
-    if not engine.is_file(remote):
-        return False
-    local.parent.mkdir(parents=True, exist_ok=True)
-    part = local.with_name(f".{local.name}.transfer")
-    with contextlib.redirect_stdout(io.StringIO()):
-        PortableRemoteTransfer(engine).transfer_from_remote(remote, str(part))
-    size, expected = part.stat().st_size, engine.get_file_size(remote)
-    if size != expected:  # the transfer itself reports nothing
-        part.unlink()
-        raise OSError(f"transfer of {remote} from the resource: {size} bytes of {expected}")
-    os.replace(part, local)
-    return True
-
-
-def _directory_transfer(engine):
-    """Soma-Workflow's portable transfer, sending the files at the top of a directory too.
-
-    Soma-Workflow 6's ``Transfer.top_down_dir_list`` lists the files of a directory's
-    subdirectories only: experiment.json and folds.npz would stay behind.
-    """
-    from soma_workflow.transfer import PortableRemoteTransfer
-
-    class DirectoryTransfer(PortableRemoteTransfer):
-        def top_down_dir_list(self, path):
-            dirs, files = super().top_down_dir_list(path)
-            top = sorted(e.name for e in os.scandir(path) if e.is_file())
-            return dirs, ({"": top, **files} if top else files)
-
-    return DirectoryTransfer(engine)
-
-
-ENGINE_LOOP_INTERVAL = 0.1  # seconds
-
-
-@contextlib.contextmanager
-def _brisk_engine_loop():
-    """A light-mode engine, started in this process, that looks for work every 0.1 s, not every second.
-
-    Soma-Workflow's engine loop takes up a submitted workflow, and the engine stops, only at its
-    next turn (``soma_workflow.engine.refreshment_interval``, read when the engine is made): a
-    second of latency at the start and at the end of every run (iris nested on 2 cores: 5.9 s
-    against 3.3 s). A remote engine runs in its own process, with its own setting.
-    """
-    from soma_workflow import engine
-
-    saved = engine.refreshment_interval
-    engine.refreshment_interval = min(saved, ENGINE_LOOP_INTERVAL)
-    try:
-        yield
-    finally:
-        engine.refreshment_interval = saved
-
-
-def _tunnel_on_loopback() -> None:
-    """Make Soma-Workflow's ssh tunnel entrance listen on 127.0.0.1 only.
-
-    Its entrance, on the client, binds ``("", port)``: every interface, so that anyone on the
-    notebook's network could drive the engine of the cluster account through it.
-    """
-    from soma_workflow.connection import Tunnel
-
-    if getattr(Tunnel.ForwardServer, "_mempamal_loopback", False):
-        return
-
-    class LoopbackForwardServer(Tunnel.ForwardServer):
-        _mempamal_loopback = True
-
-        def __init__(self, address, handler, *args, **kwargs):
-            super().__init__(("127.0.0.1", address[1]), handler, *args, **kwargs)
-
-    Tunnel.ForwardServer = LoopbackForwardServer
-
-
-def _end_light_mode_scheduler(controller) -> None:
-    """Stop the threads of a light-mode scheduler.
-
-    ``stop_engine()`` stops the engine but leaves its local scheduler's threads
-    polling (every 10 ms) until the interpreter exits: in a long session each
-    run would add two.
-    """
-    from soma_workflow.configuration import LIGHT_MODE
-
-    if controller.config.get_mode() != LIGHT_MODE:  # the engine is a remote proxy: not ours to stop
-        return
-    engine_loop = getattr(controller._engine_proxy, "engine_loop", None)
-    end = getattr(getattr(engine_loop, "_scheduler", None), "end_scheduler_thread", None)
-    if end is not None:
-        end()
-
-
-def _batch_outcomes(workdir: Path, batch: Batch, job_status, exit_status, exit_value,
-                    python: str | None = None) -> dict[str, TaskOutcome]:
-    """Each task's outcome from how its batch's job ended.
-
-    A job that exited 0 ran (or skipped, complete) every task. Otherwise, in a batch of
-    several tasks: a complete task is DONE, one the batch started is FAILED (its log says
-    why), one it never reached (killed before) NOT_RUN; the batch's output says which it started.
-    """
-    from soma_workflow import constants
-
-    if exit_status == constants.EXIT_NOTRUN:
-        return {t.name: TaskOutcome(NOT_RUN, "a task it depends on failed") for t in batch.tasks}
-    if job_status == constants.DONE and exit_status == constants.FINISHED_REGULARLY and exit_value == 0:
-        return {t.name: TaskOutcome(DONE) for t in batch.tasks}
-    # A non-zero exit may come as ("finished_signal", 1): anything but a regular 0 failed.
-    if len(batch.tasks) == 1:
-        return {batch.name: TaskOutcome(FAILED, _failure_report(workdir, batch.tasks[0], exit_status, exit_value,
-                                                                python=python))}
-    try:
-        with open(workdir / batch.stdout, errors="replace") as f:
-            started = {line.split(": ", 1)[0] for line in f}
-    except OSError:
-        started = set()
-    outcomes = {}
-    for task in batch.tasks:
-        if is_complete(workdir, task.id):
-            outcomes[task.name] = TaskOutcome(DONE)
-        elif task.name in started:
-            outcomes[task.name] = TaskOutcome(FAILED, _failure_report(workdir, task, exit_status, exit_value,
-                                                                      job=batch.name, python=python))
-        else:
-            outcomes[task.name] = TaskOutcome(NOT_RUN, f"its batch, job {batch.name}, ended with {exit_status}, "
-                                                       f"exit value {exit_value}, before running it")
-    return outcomes
-
-
-def _failure_report(workdir: Path, task: Task, exit_status, exit_value, job: str | None = None,
-                    python: str | None = None) -> str:
-    """A failed task: how its job ended (``job``: the batch's name, when it ran in a batch), its command
-    (with the resource's ``python``), and the end of its log (last, for WorkflowError)."""
-    path = workdir / task.log  # where a task's traceback goes, whoever ran it
-    ended = f"job {job or task.name} ended with {exit_status}, exit value {exit_value}"
-    try:
-        with open(path, errors="replace") as f:
-            tail = "".join(f.readlines()[-STDERR_TAIL:]).rstrip()
-    except OSError as e:
-        tail = f"(cannot read it: {e})"
-    if python:
-        task = replace(task, command=[python, *task.command[1:]])
-    # Without a traceback, how the job ended is the message that matters: put it last.
-    return (f"{ended}\ncommand: {task.shell_command(workdir)}\n"
-            + (f"stderr ({path}), last lines:\n{tail}" if tail else f"its stderr ({path}) is empty; {ended}"))

@@ -15,11 +15,9 @@ import sys
 import types
 from collections.abc import Iterable
 
-__all__ = ["DEFAULT_PACKAGES", "DecodingError", "refusal"]
+from ..exceptions import DecodingError
 
-
-class DecodingError(ValueError):
-    """A document names something that cannot or may not be loaded."""
+__all__ = ["DEFAULT_PACKAGES", "refusal"]
 
 
 DEFAULT_PACKAGES: frozenset[str] = frozenset({"sklearn", "numpy", "scipy", "mempamal"})

@@ -18,14 +18,13 @@ import numpy as np
 
 from .. import __version__
 from ..workdir.data import as_array
-from ..workdir.layout import FOLDS, PERMUTATIONS, chunk_count
+from ..workdir.layout import EXPERIMENT_FORMAT as FORMAT, FOLDS, PERMUTATIONS, chunk_count
 from ..workdir.tabular import check_frame, frame_digest, is_frame, is_pandas
 from .encoding import encode, packages_of
 from .folds import compute_target_folds, count_folds, fold_arrays_of
 from .permutations import default_chunk_size, draw_permutations
 from .routing import route
-
-FORMAT = "mempamal/experiment-1"
+from .stacking import columns_per_chunk, decide, splitter_ignores_y
 
 
 class Validated(NamedTuple):
@@ -85,6 +84,8 @@ def compile_experiment(exp, checked: Validated, X, y: np.ndarray, groups: np.nda
     Compiled
         Nothing is written: a splitter or a routing that fails raises here.
     """
+    from sklearn.base import is_classifier
+
     with_search = exp.param_grid is not None or exp.param_distributions is not None
     inner_cv = exp.inner_cv if with_search else None
     routing = None
@@ -92,24 +93,48 @@ def compile_experiment(exp, checked: Validated, X, y: np.ndarray, groups: np.nda
         routing = route(exp.estimator, scoring=exp.scoring, refit=exp.refit, error_score=exp.error_score,
                         cv=exp.cv, inner_cv=exp.inner_cv, with_search=with_search, names=sorted(params),
                         metrics=list(checked.scoring))
-    if exp.param_distributions is not None:  # sampled now, once, as RandomizedSearchCV samples at fit
-        checked = checked._replace(candidates=encode_candidates(search_candidates(
-            exp.param_grid, exp.param_distributions, exp.n_iter, exp.random_state)))
+    # Sampled once (distributions now, as RandomizedSearchCV samples at fit): encoded and judged for stacking.
+    candidates = search_candidates(exp.param_grid, exp.param_distributions, exp.n_iter, exp.random_state)
+    if exp.param_distributions is not None:
+        checked = checked._replace(candidates=encode_candidates(candidates))
     targets = list(range(y.shape[1])) if exp.per_target else [None]
-    folds = compute_target_folds(exp.estimator, exp.cv, inner_cv, X, y, groups, targets, with_search=with_search)
+    # Splitters that ignore y (and split alike every time) give every target and permutation y's folds:
+    # split once, not once per y (4,020 splits of 200 permutations x 20 targets were 86% of write's time).
+    classifier = bool(is_classifier(exp.estimator))
+    ignore_y = splitter_ignores_y(exp.cv, classifier) is None and (
+        inner_cv is None or splitter_ignores_y(inner_cv, classifier, "inner_cv") is None)
+    folds = compute_target_folds(exp.estimator, exp.cv, inner_cv, X, y, groups, targets, with_search=with_search,
+                                 ignore_y=ignore_y)
     perm_chunk = exp.permutation_chunk_size or default_chunk_size(exp.n_permutations)
     permutations, permuted = draw_permutations(
         exp.estimator, exp.cv, inner_cv, X, y, groups, targets, folds, n_permutations=exp.n_permutations,
-        random_state=exp.permutation_random_state, chunk_size=perm_chunk)
+        random_state=exp.permutation_random_state, chunk_size=perm_chunk, ignore_y=ignore_y)
 
     doc = _document(exp, checked, count_folds(fold_arrays_of(folds, targets[0])), n_samples=int(y.shape[0]),
                     n_targets=len(targets), permutation_chunk_size=perm_chunk)
+    # False: the splitters ignore y, every permutation has y's folds and no permuted_folds/ file is written.
+    doc["permuted_folds"] = bool(exp.n_permutations) and not ignore_y
+    doc["stacking"] = _stacking(exp, candidates, checked.scoring, classifier, X, y, targets, inner_cv)
     if routing is not None:
         doc["params"] = routing  # where each per-sample parameter goes (see mempamal.experiment.routing)
     doc["packages"] = sorted(packages_of([doc["estimator"], doc["scoring"], doc["candidates"]]))
     doc["fingerprint"] = _fingerprint(doc, [X, y, groups, permutations] + [params[k] for k in sorted(params or {})],
                                       [folds] + [arrays for _, arrays in sorted(permuted.items())])
     return Compiled(doc, X, y, groups, params, folds, permutations, permuted)
+
+
+def _stacking(exp, candidates, scoring: dict, classifier: bool, X, y, targets: list, inner_cv) -> dict:
+    """experiment.json's "stacking": whether the analyses are fitted together as columns, why, and their chunks
+    (``block`` columns of y per analysis, ``chunk_size`` analyses per task)."""
+    n_analyses = len(targets) * (1 + exp.n_permutations)
+    decision = decide(exp.estimator, candidates, exp.cv, inner_cv, scoring, classifier=classifier,
+                      n_columns=n_analyses, mode=exp.stack_columns)
+    out = decision.to_json()
+    if decision.stacked:
+        block = 1 if exp.per_target or y.ndim == 1 else y.shape[1]
+        size = columns_per_chunk(X.shape[0], X.shape[1], n_analyses, block, budget=exp.column_memory, min_chunks=4)
+        out.update(block=block, n_analyses=n_analyses, chunk_size=size, n_column_chunks=chunk_count(n_analyses, size))
+    return out
 
 
 def _document(exp, checked: Validated, counts: tuple[int, list[int]], *, n_samples: int, n_targets: int,

@@ -12,12 +12,9 @@ import sys
 import traceback
 from pathlib import Path
 
+from ..exceptions import ConfigError
 from .encoding import EncodingError
 from .experiment import Experiment
-
-
-class ConfigError(ValueError):
-    """A config module is missing, fails to run, or lacks what it must define."""
 
 
 _MODULE = "mempamal_config"  # never put in sys.modules: nothing may import the config back

@@ -23,14 +23,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .allowlist import _SAFE_BUILTINS, DEFAULT_PACKAGES, DecodingError, _resolve, refusal
+from ..exceptions import DecodingError, EncodingError
+from .allowlist import _SAFE_BUILTINS, DEFAULT_PACKAGES, _resolve, refusal
 
 __all__ = ["DEFAULT_PACKAGES", "DecodingError", "EncodingError", "decode", "encode", "packages_of", "references_of",
            "refusal"]
-
-
-class EncodingError(ValueError):
-    """A value cannot be stored; the message names its path and the fix."""
 
 
 _TAG_KEYS = {  # tag -> the other keys its dict must have

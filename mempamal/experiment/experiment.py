@@ -67,12 +67,48 @@ class Experiment:
         over targets by the maximum statistic. False: one joint multi-output fit, as today.
     permutation_chunk_size : int, default=None
         Permutations per task; default: about a hundred tasks per target and outer fold.
+    stack_columns : "auto", True or False, default="auto"
+        Fit the analyses that differ only in y (the targets of ``per_target``, the permutations)
+        together, as the columns of one y: one fit per fold and candidate for a chunk of columns,
+        the same numbers. "auto": when :mod:`mempamal.experiment.stacking` finds it exact (a
+        column-separable estimator, steps and splitters that ignore y); True: require it (an error
+        names what blocks); False: one analysis at a time. :meth:`write` says which and why.
+    column_memory : float, default=5e8
+        Bytes a stacked task may hold for its columns (y, predictions, coefficients): columns are
+        cut into chunks of that size (and up to 4 chunks), one task per chunk and outer fold.
+
+    See Also
+    --------
+    mempamal.run : Run the tasks of a written experiment.
+    mempamal.load_results : Read its results.
+    mempamal.model_selection.cross_validate : The same from scikit-learn's functions.
+
+    Examples
+    --------
+    A nested cross-validation of iris, written as files, run on two cores, read back:
+
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import StratifiedKFold
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from mempamal import Experiment, load_results, run
+    >>> X, y = load_iris(return_X_y=True)
+    >>> exp = Experiment(make_pipeline(StandardScaler(), LogisticRegression()),
+    ...                  cv=StratifiedKFold(3, shuffle=True, random_state=0),
+    ...                  param_grid={"logisticregression__C": [0.01, 1.0, 100.0]},
+    ...                  inner_cv=StratifiedKFold(3), scoring="f1_weighted")
+    >>> workdir = exp.write(X, y, "runs/iris")  # files only: nothing is fitted here
+    >>> report = run(workdir, n_jobs=2, progress=False)
+    >>> res = load_results(workdir)
+    >>> res.best_params
+    [{'logisticregression__C': 100.0}, {'logisticregression__C': 100.0}, {'logisticregression__C': 1.0}]
     """
 
     def __init__(self, estimator, *, cv=5, param_grid=None, param_distributions=None, n_iter=10,
                  random_state=None, inner_cv=5, scoring=None, refit=True, error_score=np.nan,
                  grid_chunk_size=None, n_permutations=0, permutation_random_state=0, per_target=False,
-                 permutation_chunk_size=None) -> None:
+                 permutation_chunk_size=None, stack_columns="auto", column_memory=5e8) -> None:
         self.estimator = estimator
         self.cv = cv
         self.param_grid = param_grid
@@ -88,6 +124,8 @@ class Experiment:
         self.permutation_random_state = permutation_random_state
         self.per_target = per_target
         self.permutation_chunk_size = permutation_chunk_size
+        self.stack_columns = stack_columns
+        self.column_memory = column_memory
         self._validate()
 
     # -- validation -------------------------------------------------------------------
@@ -130,6 +168,11 @@ class Experiment:
             raise ValueError("permutation_random_state: expected an int or None (a RandomState cannot be stored)")
         if not isinstance(self.per_target, bool):
             raise ValueError(f"per_target: expected True or False, got {self.per_target!r}")
+        if not (self.stack_columns is True or self.stack_columns is False or self.stack_columns == "auto"):
+            raise ValueError(f"stack_columns: expected 'auto', True or False, got {self.stack_columns!r}")
+        if not isinstance(self.column_memory, numbers.Real) or isinstance(self.column_memory, bool) \
+                or not self.column_memory > 0:
+            raise ValueError(f"column_memory: expected a positive number of bytes, got {self.column_memory!r}")
         search = self.param_grid if self.param_grid is not None else self.param_distributions
         candidates = None
         if search is not None:
@@ -201,6 +244,8 @@ class Experiment:
         X, y, groups, params = check_data(X, y, groups, params, estimator=self.estimator,
                                           per_target=self.per_target)
         compiled = compile_experiment(self, checked, X, y, groups, params)
+        if compiled.doc["per_target"] or compiled.doc["n_permutations"]:  # several analyses: which path, and why
+            print(f"mempamal: {compiled.doc['stacking']['reason']}", flush=True)
         return store(compiled, workdir, python=python or sys.executable, overwrite=overwrite)
 
     def __repr__(self) -> str:

@@ -49,15 +49,20 @@ def compute_folds(estimator, cv, inner_cv, X, y, groups, where: str = "") -> dic
 
 
 def compute_target_folds(estimator, cv, inner_cv, X, y, groups, targets: list[int | None], *,
-                         with_search: bool) -> dict[str, np.ndarray]:
+                         with_search: bool, ignore_y: bool = False) -> dict[str, np.ndarray]:
     """Every analysis' folds, each under its target's prefix: the arrays of folds.npz.
 
     ``targets``: the columns of y analysed apart, or ``[None]`` for y as a whole. Every target
     must split into as many folds as the first: the tasks are laid out once for all.
+    ``ignore_y``: the splitters ignore y and split alike every time: the first target's split
+    serves every target (the same arrays, split once).
     """
     fold_arrays: dict[str, np.ndarray] = {}
     for t in targets:
         where = "" if t is None else f" (target {t}, column {t} of y)"
+        if t and ignore_y:
+            fold_arrays.update(prefixed(fold_arrays_of(fold_arrays, 0), target_prefix(t)))
+            continue
         arrays = compute_folds(estimator, cv, inner_cv, X, column(y, t), groups, where)
         n_outer, n_inner = count_folds(arrays)
         if n_outer == 0 or (with_search and min(n_inner) == 0):

@@ -42,16 +42,21 @@ def permutation_indices(n_samples: int, groups, n_permutations: int, random_stat
 
 def draw_permutations(estimator, cv, inner_cv, X, y, groups, targets: list[int | None],
                       fold_arrays: dict[str, np.ndarray], *, n_permutations: int, random_state,
-                      chunk_size: int) -> tuple[np.ndarray | None, dict[str, dict[str, np.ndarray]]]:
+                      chunk_size: int, ignore_y: bool = False
+                      ) -> tuple[np.ndarray | None, dict[str, dict[str, np.ndarray]]]:
     """The permutation indices, and the permuted folds per file (None and {} without permutations).
 
     A file holds the folds of one target and chunk of permutations, and only those that differ
     from the unpermuted y's (``fold_arrays``): a splitter that ignores y stores nothing. Computed
     at write() so that a permuted y that cannot be split is refused before anything runs.
+    ``ignore_y``: the splitters ignore y and split alike every time: no permuted y is split and no
+    file is written (experiment.json's ``permuted_folds`` is False).
     """
     if not n_permutations:
         return None, {}
     indices = permutation_indices(y.shape[0], groups, n_permutations, random_state)
+    if ignore_y:
+        return indices, {}
     permuted: dict[str, dict[str, np.ndarray]] = {}
     for t in targets:
         observed = fold_arrays_of(fold_arrays, t)

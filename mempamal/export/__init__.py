@@ -23,12 +23,15 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from ..workdir.batches import plan_batches, write_batch_files
 from ..workdir.files import write_json
+from ..workdir.layout import CMD_LIST_FORMAT
 from ..workdir.trust import check_trusted
-from ..workdir.workflow import Workflow, load_workflow
+from ..workdir.workflow import Workflow, load_workflow, shell_line
+from .slurm import write_submit_script
 from .soma_workflow import export_soma_workflow
 
-CMD_LIST_FORMAT = "mempamal/cmd-list-2"  # 2: a line per batch of tasks, and "tasks"
+__all__ = ["export", "register_exporter"]
 
 
 def export_cmd_list(workdir: Path, workflow: Workflow, output: Path, *, batch_size: int | None = None,
@@ -39,9 +42,6 @@ def export_cmd_list(workdir: Path, workflow: Workflow, output: Path, *, batch_si
 
     ``batch_size=1``: one command per task, each the task's own (``names`` are the task names).
     """
-    from ..workdir.batches import plan_batches, write_batch_files
-    from ..workdir.workflow import shell_line
-
     batches = plan_batches(workflow.tasks, batch_size, jobs_at_once)
     write_batch_files(workdir, batches)
     index = {b.name: i for i, b in enumerate(batches)}
@@ -58,8 +58,6 @@ def export_cmd_list(workdir: Path, workflow: Workflow, output: Path, *, batch_si
 def export_slurm(workdir: Path, workflow: Workflow, output: Path, **options) -> None:
     """A bash script submitting one SLURM job array per stage, chained by ``afterok``; its task lists
     and job scripts go to ``WORKDIR/slurm/``. Options: see :func:`mempamal.slurm.write_submit_script`."""
-    from .slurm import write_submit_script
-
     write_submit_script(workdir, workflow, output, **options)
 
 
@@ -71,7 +69,24 @@ EXPORTERS: dict[str, Callable[..., None]] = {
 
 
 def register_exporter(name: str, exporter: Callable[..., None]) -> None:
-    """Register an export format: ``exporter(workdir, workflow, output, **options)``."""
+    """Register an export format, which :func:`export` and ``mempamal export --format`` then take.
+
+    Parameters
+    ----------
+    name : str
+        The format's name.
+    exporter : callable
+        ``exporter(workdir, workflow, output, **options)``: writes ``output`` from the workdir's
+        :class:`~mempamal.workdir.workflow.Workflow`.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from mempamal.export import register_exporter
+    >>> def export_task_names(workdir, workflow, output, **options):
+    ...     Path(output).write_text(" ".join(task.name for task in workflow.tasks))
+    >>> register_exporter("task-names", export_task_names)
+    """
     EXPORTERS[name] = exporter
 
 
@@ -95,11 +110,30 @@ def export(workdir: str | os.PathLike, format: str, output: str | os.PathLike, *
     Returns
     -------
     output : Path
+        The file written.
 
     Raises
     ------
+    ValueError
+        For an unknown format, naming the registered ones.
     UntrustedWorkdirError
         When the workdir is not signed by this user's key (``mempamal trust``).
+
+    See Also
+    --------
+    register_exporter : Add a format.
+    mempamal.run : Run the workflow here instead.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment
+    >>> from mempamal.export import export
+    >>> X, y = load_iris(return_X_y=True)
+    >>> workdir = Experiment(LogisticRegression(), cv=3).write(X, y, "runs/export")
+    >>> export(workdir, "slurm", "submit.sh", cpus=1)
+    PosixPath('submit.sh')
     """
     if format not in EXPORTERS:
         raise ValueError(f"format: unknown export format {format!r}; choose one of {sorted(EXPORTERS)}")

@@ -26,11 +26,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..workdir.batches import Batch, plan_batches, write_batch_files
+from ..workdir.files import atomic_open
 from ..workdir.layout import SLURM_DIR, SLURM_LOG_DIR, STAGES
-from ..workdir.batches import plan_batches, write_batch_files
 from ..workdir.workflow import Workflow, tasks_to_do, thread_limits
 
 DEFAULT_MAX_ARRAY_SIZE = 1000  # SLURM's default MaxArraySize is 1001: indices 0..1000
@@ -178,59 +181,61 @@ def write_submit_script(workdir: Path, workflow: Workflow, output: Path, *,
     # A stage's arrays wait for those of the stages its tasks depend on (tasks complete are left out).
     waits_for = {s: {stage_of[d] for b in by_stage[s] for t in b.tasks for d in t.dependencies if d in stage_of}
                  for s in STAGES}
-
-    from ..workdir.files import atomic_open
-
     (workdir / SLURM_DIR).mkdir(exist_ok=True)
     (workdir / SLURM_LOG_DIR).mkdir(parents=True, exist_ok=True)
-    qw = shlex.quote(str(workdir))
     lines = [
         "#!/bin/bash",
         f"# Written by `mempamal export --format slurm` for {workdir}.",
         "# One job array per stage, each waiting for the previous one (afterok); tasks already",
         "# complete were left out. Array logs: logs/slurm/; each task's own log: logs/<task>.log.",
         "set -euo pipefail",
-        f"cd {qw}",
+        f"cd {shlex.quote(str(workdir))}",
         'submit() { local id; id=$(sbatch --parsable "$@"); echo "${id%%;*}"; }',
     ]
     arrays: dict[str, list[str]] = {}  # stage -> shell variables holding its arrays' job ids
-    n_arrays = 0
     for stage in STAGES:
-        tasks = by_stage[stage]  # the stage's batches: one array element each
-        if not tasks:
-            continue
-        res = resources[stage]
-        with atomic_open(workdir / SLURM_DIR / f"{stage}.tasks", "w") as f:
-            for b in tasks:
-                f.write(f"{b.name}\t{shlex.join(b.command(workflow.python, if_incomplete=True, log=True))}\n")
-        threads = "\n".join(f"export {k}={v}" for k, v in thread_limits(res.cpus).items())
-        script = "\n".join(["#!/bin/bash", f"#SBATCH --job-name=mempamal-{stage}",
-                            f"#SBATCH --output={SLURM_LOG_DIR}/{stage}-%A_%a.out",
-                            *(f"#SBATCH {o}" for o in res.options()), "",
-                            _ELEMENT.format(workdir=qw, tasks=shlex.quote(f"{SLURM_DIR}/{stage}.tasks"),
-                                            threads=threads)])
-        with atomic_open(workdir / SLURM_DIR / f"{stage}.sbatch", "w") as f:
-            f.write(script)
-        previous = [v for s in STAGES if s in waits_for[stage] for v in arrays[s]]
-        depend = (["--kill-on-invalid-dep=yes", "--dependency=afterok:" + ":".join(f"${v}" for v in previous)]
-                  if previous else [])
-        current = []
-        for k, start in enumerate(range(0, len(tasks), max_array_size)):
-            size = min(max_array_size, len(tasks) - start)
-            var = f"{stage}_{k}"
-            argv = [f"--array=0-{size - 1}", *depend, f"{SLURM_DIR}/{stage}.sbatch", str(start)]
-            lines.append(f'{var}=$(submit {" ".join(a if a.startswith("--dependency") else shlex.quote(a) for a in argv)})')
-            lines.append(f'echo "{stage} ${var}"')
-            current.append(var)
-            n_arrays += 1
-        arrays[stage] = current
-    if not n_arrays:
+        if by_stage[stage]:  # the stage's batches: one array element each
+            _write_stage_files(workdir, workflow.python, stage, by_stage[stage], resources[stage])
+            previous = [v for s in STAGES if s in waits_for[stage] for v in arrays[s]]
+            arrays[stage] = _submit_arrays(lines, stage, len(by_stage[stage]), previous, max_array_size)
+    if not arrays:
         lines.append('echo "nothing to do: every task is complete" >&2')
     with atomic_open(output, "w") as f:
         f.write("\n".join(lines) + "\n")
     output.chmod(0o755)
     return output
 
+
+def _write_stage_files(workdir: Path, python: str, stage: str, batches: list[Batch], res: StageResources) -> None:
+    """A stage's task list (a batch a line) and its job script (``slurm/<stage>.tasks``, ``.sbatch``)."""
+    with atomic_open(workdir / SLURM_DIR / f"{stage}.tasks", "w") as f:
+        for b in batches:
+            f.write(f"{b.name}\t{shlex.join(b.command(python, if_incomplete=True, log=True))}\n")
+    threads = "\n".join(f"export {k}={v}" for k, v in thread_limits(res.cpus).items())
+    script = "\n".join(["#!/bin/bash", f"#SBATCH --job-name=mempamal-{stage}",
+                        f"#SBATCH --output={SLURM_LOG_DIR}/{stage}-%A_%a.out",
+                        *(f"#SBATCH {o}" for o in res.options()), "",
+                        _ELEMENT.format(workdir=shlex.quote(str(workdir)),
+                                        tasks=shlex.quote(f"{SLURM_DIR}/{stage}.tasks"), threads=threads)])
+    with atomic_open(workdir / SLURM_DIR / f"{stage}.sbatch", "w") as f:
+        f.write(script)
+
+
+def _submit_arrays(lines: list[str], stage: str, n_elements: int, previous: list[str],
+                   max_array_size: int) -> list[str]:
+    """Append the sbatch calls of a stage's arrays (waiting for the ``previous`` arrays' job ids) to
+    ``lines``; return the shell variables holding their job ids."""
+    depend = (["--kill-on-invalid-dep=yes", "--dependency=afterok:" + ":".join(f"${v}" for v in previous)]
+              if previous else [])
+    current = []
+    for k, start in enumerate(range(0, n_elements, max_array_size)):
+        size = min(max_array_size, n_elements - start)
+        var = f"{stage}_{k}"
+        argv = [f"--array=0-{size - 1}", *depend, f"{SLURM_DIR}/{stage}.sbatch", str(start)]
+        lines.append(f'{var}=$(submit {" ".join(a if a.startswith("--dependency") else shlex.quote(a) for a in argv)})')
+        lines.append(f'echo "{stage} ${var}"')
+        current.append(var)
+    return current
 
 
 # --- Soma-Workflow's slurm scheduler on Slurm < 23.02 ---------------------------------------
@@ -254,8 +259,6 @@ exec {real} "${{args[@]}}"
 
 def slurm_version(sacct: str = "sacct") -> tuple[int, int] | None:
     """The (major, minor) version of SLURM's client commands, None when there are none."""
-    import subprocess
-
     try:
         out = subprocess.run([sacct, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
@@ -275,8 +278,6 @@ def write_sacct_wrapper(directory: str | os.PathLike, real_sacct: str | None = N
 
     ``real_sacct`` is the sacct it calls, default: the one on PATH now (not ``directory``'s).
     """
-    import shutil
-
     directory = Path(directory).expanduser().resolve()
     if real_sacct is None:
         path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
@@ -286,8 +287,6 @@ def write_sacct_wrapper(directory: str | os.PathLike, real_sacct: str | None = N
             raise FileNotFoundError("sacct: not on PATH; install SLURM's client commands (Debian: slurm-client)")
     directory.mkdir(parents=True, exist_ok=True)
     wrapper = directory / "sacct"
-    from ..workdir.files import atomic_open
-
     with atomic_open(wrapper, "w") as f:
         f.write(SACCT_WRAPPER.format(real=shlex.quote(real_sacct)))
     wrapper.chmod(0o755)

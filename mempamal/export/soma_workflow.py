@@ -63,7 +63,7 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
     -------
     soma_workflow.client.Workflow
     """
-    from soma_workflow.client import Group, Job, SharedResourcePath
+    from soma_workflow.client import Job
     from soma_workflow.client import Workflow as SomaWorkflow
 
     workdir = Path(workdir).resolve()
@@ -77,21 +77,7 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
     # The engine creates the stdout/stderr files at submission: their directories must exist.
     for directory in {(workdir / f).parent for b in batches for f in (b.stdout, b.stderr)}:
         directory.mkdir(parents=True, exist_ok=True)
-    if workdir_transfer is not None:
-        def place(relative):  # the path in the workdir's copy on the resource
-            return (workdir_transfer, relative) if relative != "." else workdir_transfer
-        inputs = [workdir_transfer]
-    elif shared_path is not None:
-        root, namespace, uuid = shared_path
-        under = workdir.relative_to(Path(root).resolve()).as_posix()
-
-        def place(relative):  # the path the resource translates
-            return SharedResourcePath(posixpath.normpath(posixpath.join(under, relative)), namespace, uuid)
-        inputs = []
-    else:
-        def place(relative):
-            return str(workdir / relative) if relative != "." else str(workdir)
-        inputs = []
+    place, inputs = _placement(workdir, workdir_transfer, shared_path)
     # Soma-Workflow 6 opens the first job's stdout file as given, before translating paths:
     # a workdir seen through a FileTransfer or a translation leaves stdout and stderr to the
     # engine (its own files), retrieved into logs/ when the job ends (retrieve_job_stdouterr).
@@ -107,17 +93,45 @@ def to_soma_workflow(workdir: str | os.PathLike, workflow: Workflow, tasks: list
                         env=env, native_specification=native_specification, referenced_input_files=inputs)
             for b in batches}
     dependencies = [(jobs[d], jobs[b.name]) for b in batches for d in b.dependencies]
-    # Grouped by outer fold when a batch's tasks share one (so the GUI shows the structure), else by stage.
+    return SomaWorkflow(jobs=list(jobs.values()), dependencies=dependencies, root_group=_groups(batches, jobs),
+                        name=name or f"mempamal {workdir.name}")
+
+
+def _placement(workdir: Path, workdir_transfer, shared_path: tuple[str, str, str] | None):
+    """(place, inputs): the function giving the path a job sees for a path relative to the workdir
+    (in its transferred copy, under a translated root, or as is), and the jobs' input transfers."""
+    from soma_workflow.client import SharedResourcePath
+
+    if workdir_transfer is not None:
+        def place(relative):  # the path in the workdir's copy on the resource
+            return (workdir_transfer, relative) if relative != "." else workdir_transfer
+        return place, [workdir_transfer]
+    if shared_path is not None:
+        root, namespace, uuid = shared_path
+        under = workdir.relative_to(Path(root).resolve()).as_posix()
+
+        def place(relative):  # the path the resource translates
+            return SharedResourcePath(posixpath.normpath(posixpath.join(under, relative)), namespace, uuid)
+        return place, []
+
+    def place(relative):
+        return str(workdir / relative) if relative != "." else str(workdir)
+    return place, []
+
+
+def _groups(batches: list[Batch], jobs: dict) -> list:
+    """The jobs grouped by outer fold when a batch's tasks share one (so the GUI shows the structure),
+    else by stage."""
+    from soma_workflow.client import Group
+
     groups: dict[tuple, list] = {}
     for b in batches:
         outers = {t.outer for t in b.tasks}
         outer = outers.pop() if len(outers) == 1 else None
         key = (0, outer, "") if outer is not None else (1, STAGES.index(b.stage), b.stage)
         groups.setdefault(key, []).append(jobs[b.name])
-    root = [Group(elements=members, name=f"outer fold {key[1]}" if key[0] == 0 else key[2])
+    return [Group(elements=members, name=f"outer fold {key[1]}" if key[0] == 0 else key[2])
             for key, members in sorted(groups.items())]
-    return SomaWorkflow(jobs=list(jobs.values()), dependencies=dependencies, root_group=root,
-                        name=name or f"mempamal {workdir.name}")
 
 
 def export_soma_workflow(workdir: Path, workflow: Workflow, output: Path, *,

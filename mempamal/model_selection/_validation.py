@@ -67,6 +67,27 @@ def cross_validate(estimator, X, y=None, *, groups=None, scoring=None, cv=None, 
         ``fit_time`` (the outer fit: for a search, its inner fits and scorings plus the
         refit), ``score_time``, ``test_score`` or ``test_<name>`` per metric, and
         ``indices`` with ``return_indices``.
+
+    See Also
+    --------
+    cross_val_score : One metric's scores as an array.
+    permutation_test_score : Is the score better than chance?
+    mempamal.Experiment : The same nested analysis, written to a workdir of your choice.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from mempamal.model_selection import cross_validate
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3)
+    >>> scores = cross_validate(search, X, y, cv=3, scoring=["accuracy", "f1_macro"], n_jobs=2,
+    ...                         workdir="runs/nested")
+    >>> sorted(scores)
+    ['fit_time', 'score_time', 'test_accuracy', 'test_f1_macro']
+    >>> scores["test_accuracy"].round(2)
+    array([0.98, 0.96, 0.98])
     """
     _refuse(return_estimator=return_estimator, return_train_score=return_train_score)
     return _cross_validate("cross_validate", estimator, X, y, groups=groups, scoring=scoring, cv=cv,
@@ -82,12 +103,34 @@ def cross_val_score(estimator, X, y=None, *, groups=None, scoring=None, cv=None,
                     **backend_options) -> np.ndarray:
     """The test score of each outer fold, as :func:`sklearn.model_selection.cross_val_score`.
 
-    Parameters are those of :func:`cross_validate`; ``scoring`` is one metric (a name, a
-    callable or None).
+    Parameters
+    ----------
+    estimator, X, y, groups, cv, params
+        As in :func:`cross_validate`.
+    scoring : str, callable or None, default=None
+        One metric (a name, a scorer or None: the estimator's ``score``).
+    error_score : 'raise' or float, default=np.nan
+        As in scikit-learn, for the inner fits of a search.
+    n_jobs, verbose, pre_dispatch, backend, progress, workdir, **backend_options
+        How the tasks run, as in :func:`cross_validate`.
 
     Returns
     -------
     scores : ndarray of shape (n_splits,)
+        The test score of each outer fold.
+
+    See Also
+    --------
+    cross_validate : Several metrics, fit and score times.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal.model_selection import cross_val_score
+    >>> X, y = load_iris(return_X_y=True)
+    >>> cross_val_score(LogisticRegression(), X, y, cv=3, workdir="runs/iris").round(2)
+    array([0.98, 0.96, 0.98])
     """
     if not (scoring is None or isinstance(scoring, str) or callable(scoring)):
         raise ValueError(f"scoring: cross_val_score takes one metric (a name, a callable or None), got "
@@ -106,12 +149,20 @@ def cross_val_predict(estimator, X, y=None, *, groups=None, cv=None, n_jobs=None
                       **backend_options) -> np.ndarray:
     """Each sample's prediction when it was in a test set, as :func:`sklearn.model_selection.cross_val_predict`.
 
-    Parameters are those of :func:`cross_validate`. ``method`` is ``"predict"`` only (the tasks
-    store the outer test folds' ``predict``); ``cv`` must test every sample exactly once.
+    Parameters
+    ----------
+    estimator, X, y, groups, cv, params
+        As in :func:`cross_validate`.
+        ``cv`` must test every sample exactly once.
+    method : "predict"
+        Only ``"predict"``: the tasks store the outer test folds' ``predict``.
+    n_jobs, verbose, pre_dispatch, backend, progress, workdir, **backend_options
+        How the tasks run, as in :func:`cross_validate`.
 
     Returns
     -------
     predictions : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        Each sample's prediction by the model of the fold that tested it.
     """
     if method != "predict":
         raise ValueError(f"method={method!r}: mempamal stores the outer test predictions of predict() only; "
@@ -133,22 +184,45 @@ def permutation_test_score(estimator, X, y, *, groups=None, cv=None, n_permutati
     """The significance of a cross-validated score, as :func:`sklearn.model_selection.permutation_test_score`.
 
     Every permutation of y is a whole (nested) cross-validation, run as mempamal's tasks beside the
-    unpermuted one. Parameters are those of :func:`cross_validate`, and:
+    unpermuted one.
 
     Parameters
     ----------
+    estimator, X, y, groups, cv, params
+        As in :func:`cross_validate`.
+    scoring : str, callable or None, default=None
+        One metric (a name, a scorer or None: the estimator's ``score``).
     n_permutations : int, default=100
         Permutations of y.
     random_state : int or None, default=0
         Seed of the permutations (a RandomState cannot be stored). With ``groups``, y is
         permuted within groups, as scikit-learn does.
+    n_jobs, verbose, backend, progress, workdir, **backend_options
+        How the tasks run, as in :func:`cross_validate`.
 
     Returns
     -------
     score : float
+        The cross-validated score of the true y.
     permutation_scores : ndarray of shape (n_permutations,)
+        The score of each permutation.
     pvalue : float
         ``(count(permutation_scores >= score) + 1) / (n_permutations + 1)``.
+
+    See Also
+    --------
+    mempamal.Experiment : Many targets at once, with family-wise corrected p-values.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal.model_selection import permutation_test_score
+    >>> X, y = load_iris(return_X_y=True)
+    >>> score, permutation_scores, pvalue = permutation_test_score(
+    ...     LogisticRegression(), X, y, cv=3, n_permutations=9, workdir="runs/perm")
+    >>> round(score, 2), permutation_scores.shape, pvalue
+    (0.97, (9,), 0.1)
     """
     if not (scoring is None or isinstance(scoring, str) or callable(scoring)):
         raise ValueError(f"scoring: permutation_test_score takes one metric (a name, a callable or None), got "

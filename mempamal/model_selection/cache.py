@@ -60,7 +60,25 @@ def cache_dir() -> Path:
 
 @dataclass
 class CacheEntry:
-    """One cached workdir, as :func:`list_cache` describes it."""
+    """One cached workdir, as :func:`list_cache` describes it.
+
+    Parameters
+    ----------
+    path : Path
+        The workdir.
+    call : str
+        The function and estimator that wrote it.
+    estimator : str
+        The repr of the estimator evaluated (a search's own estimator).
+    n_samples : int or None
+        The number of samples of its data.
+    finished : bool
+        Whether its results are written (the same call returns them at once).
+    size : int
+        Its size on disk, in bytes.
+    modified : float
+        The last change of any of its files, in seconds since the epoch.
+    """
 
     path: Path
     call: str          # the function and estimator that wrote it

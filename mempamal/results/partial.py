@@ -47,6 +47,10 @@ def gather_partial(workdir: Path, doc: ExperimentDoc) -> tuple[dict, dict[str, A
         results.json's and results.npz's content, over the outer folds done (``outer_folds``)
         and the permutations done; ``partial`` is True.
     """
+    if doc.stacked:
+        raise ValueError(f"{workdir}: partial results of stacked columns are not available yet (each columns "
+                         "task holds one outer fold of many analyses); wait for the run to end, or write the "
+                         "experiment with stack_columns=False to follow it fold by fold")
     fingerprint = experiment_fingerprint(workdir)
     targets = doc.targets
     folds = [o for o in range(doc.n_outer)

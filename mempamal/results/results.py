@@ -22,6 +22,19 @@ from .tables import Summary, _P, _stats, _format_params, _html_table, _json_valu
 class Results:
     """The outcome of an experiment, per outer fold.
 
+    Made by :func:`load_results`, which reads a finished workdir; not meant to be built by hand.
+
+    Parameters
+    ----------
+    workdir : Path
+        The workdir the results were read from.
+    doc : dict
+        ``results.json``.
+    arrays : dict of str to ndarray
+        ``results.npz``.
+    experiment : ExperimentDoc
+        ``experiment.json``, typed.
+
     Attributes
     ----------
     test_scores : dict of str to ndarray of shape (n_outer,)
@@ -65,6 +78,11 @@ class Results:
     ``summary()`` prints a table (HTML in a notebook), ``cv_results(outer=o)`` gives
     fold o's inner search as ``GridSearchCV.cv_results_``, ``to_frame()`` a pandas
     DataFrame and ``plot()`` a matplotlib figure (``pip install 'mempamal[plot]'``).
+
+    See Also
+    --------
+    load_results : Read the results of a workdir.
+    mempamal.run : Run a workdir's tasks.
     """
 
     def __init__(self, workdir: Path, doc: dict, arrays: dict[str, np.ndarray], experiment: ExperimentDoc) -> None:
@@ -399,17 +417,42 @@ def load_results(workdir: str | os.PathLike, partial: bool = False) -> Results:
 
     Parameters
     ----------
-    workdir : path
+    workdir : str or path
+        A directory written by :meth:`mempamal.Experiment.write` (or ``mempamal generate``)
+        and run to its end (:func:`mempamal.run`, ``mempamal run``, an export).
     partial : bool, default=False
         Before the workflow ends, give what the finished tasks allow, marked ``partial``: the outer
         folds whose refit is done (scores, parameters, predictions) and the permutations done so far
         with their p-values (NaN until every outer fold is done). Once it has ended: the results.
+
+    Returns
+    -------
+    results : Results
+        Its scores, selected parameters, inner searches, predictions and, with
+        permutations, p-values.
 
     Raises
     ------
     FileNotFoundError
         When the run has not finished (its final task has not written results.json), without
         ``partial``: naming the tasks still missing.
+
+    See Also
+    --------
+    mempamal.Experiment : Write a workdir.
+    mempamal.run : Run its tasks.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment, load_results, run
+    >>> X, y = load_iris(return_X_y=True)
+    >>> workdir = Experiment(LogisticRegression(), cv=3, scoring="accuracy").write(X, y, "runs/logit")
+    >>> report = run(workdir, n_jobs=2, progress=False)
+    >>> res = load_results("runs/logit")
+    >>> res.test_scores["accuracy"].round(2)
+    array([0.98, 0.96, 0.98])
     """
     paths = Workdir.of(workdir)
     path = paths.results_json

@@ -16,6 +16,7 @@ from ..experiment.permutations import pvalues, pvalues_max_t
 from ..workdir.files import save_arrays, write_json
 from ..workdir.layout import TaskId, target_prefix
 from .context import Context
+from .stacked import gather_stacked
 
 
 def _gather_target(ctx: Context, target: int | None) -> tuple[dict, dict[str, Any]]:
@@ -49,24 +50,26 @@ def _gather_target(ctx: Context, target: int | None) -> tuple[dict, dict[str, An
     return results, arrays
 
 
-def _gather_permutations(ctx: Context, test_scores: dict[str, np.ndarray]) -> tuple[dict, dict[str, Any]]:
+def _gather_permutations(ctx: Context, test_scores: dict[str, np.ndarray],
+                         folds: dict[str, np.ndarray] | None = None) -> tuple[dict, dict[str, Any]]:
     """Permutation scores and p-values per metric; ``test_scores[m]`` is (n_targets, n_outer).
 
     Reads one permutation task's output at a time: only the (n_targets, N, n_outer) score tables
     are held, the score of a permutation being the mean of its outer folds', as in
-    permutation_test_score.
+    permutation_test_score. ``folds``: those tables, already read (stacked columns).
     """
     doc = ctx.doc
     n, n_outer = doc.n_permutations, doc.n_outer
     targets = doc.targets
-    folds = {m: np.full((len(targets), n, n_outer), np.nan) for m in test_scores}
-    for j, t in enumerate(targets):
-        for k in range(doc.n_permutation_chunks):
-            for o in range(n_outer):
-                meta, arrays = ctx.read_output(TaskId("permute", target=t, perm=k, outer=o))
-                start, stop = meta["permutations"]
-                for m in folds:
-                    folds[m][j, start:stop, o] = arrays[f"test_{m}"]
+    if folds is None:
+        folds = {m: np.full((len(targets), n, n_outer), np.nan) for m in test_scores}
+        for j, t in enumerate(targets):
+            for k in range(doc.n_permutation_chunks):
+                for o in range(n_outer):
+                    meta, arrays = ctx.read_output(TaskId("permute", target=t, perm=k, outer=o))
+                    start, stop = meta["permutations"]
+                    for m in folds:
+                        folds[m][j, start:stop, o] = arrays[f"test_{m}"]
     summary: dict[str, Any] = {"n_permutations": n, "random_state": doc.permutation_random_state,
                                "score": {}, "pvalues": {}, "pvalues_fwer": {}}
     arrays: dict[str, Any] = {}
@@ -89,7 +92,11 @@ def run_gather(ctx: Context, task_id: TaskId) -> None:
                                "n_outer": doc.n_outer, "search": doc.search,
                                "per_target": bool(doc.per_target), "n_targets": doc.n_targets}
     arrays: dict[str, Any] = {}
-    parts = [_gather_target(ctx, t) for t in doc.targets]
+    permutation_folds = None
+    if doc.stacked:  # the columns tasks' outputs, one at a time, laid out as the refit tasks' would be
+        parts, permutation_folds = gather_stacked(ctx)
+    else:
+        parts = [_gather_target(ctx, t) for t in doc.targets]
     if doc.per_target:
         results["targets"] = [part for part, _ in parts]
     for t, (part, part_arrays) in zip(doc.targets, parts):
@@ -98,7 +105,7 @@ def run_gather(ctx: Context, task_id: TaskId) -> None:
         arrays.update({f"{target_prefix(t)}{k}": v for k, v in part_arrays.items()})
     if doc.n_permutations:
         test_scores = {m: np.stack([part_arrays[f"test_{m}"] for _, part_arrays in parts]) for m in results["metrics"]}
-        results["permutation"], permutation_arrays = _gather_permutations(ctx, test_scores)
+        results["permutation"], permutation_arrays = _gather_permutations(ctx, test_scores, permutation_folds)
         arrays.update(permutation_arrays)
     results_json, results_npz = ctx.workdir.outputs(task_id)
     save_arrays(results_npz, meta=fingerprints, **arrays)

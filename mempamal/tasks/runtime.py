@@ -2,7 +2,7 @@
 or inside a back-end's worker, its output and errors going to its log, while a running
 record names this process; and batches of tasks run in turn in one process.
 
-Every stage (map, refit, permute, gather) runs through :func:`execute`.
+Every stage (map, refit, permute, columns, gather) runs through :func:`execute`.
 """
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ from ..workdir.trust import check_trusted
 from ..workdir.workflow import is_complete
 from .context import Context
 from .gather import run_gather
+from .stacked import run_columns
 from .stages import run_map, run_permute, run_refit
 
 # The function of each stage: what a task of that stage does.
 STAGE_FUNCTIONS: dict[str, Callable[[Context, TaskId], None]] = {
-    "map": run_map, "refit": run_refit, "permute": run_permute, "gather": run_gather}
+    "map": run_map, "refit": run_refit, "permute": run_permute, "columns": run_columns, "gather": run_gather}
 
 
 def execute(workdir: str | os.PathLike | Workdir, task_id: TaskId) -> None:

@@ -90,15 +90,16 @@ def run_permute(ctx: Context, task_id: TaskId) -> None:
     X, y, _ = ctx.data(target)
     indices = ctx.permutations()
     observed = ctx.folds(target)
-    permuted = ctx.workdir.open_permuted_folds(target, task_id.perm)
+    # No file when the splitters ignore y (experiment.json's permuted_folds): every permutation has y's folds.
+    permuted = ctx.workdir.open_permuted_folds(target, task_id.perm) if doc.permuted_folds else None
     estimator, scorers, error_score = ctx.estimator(), ctx.scorers(), ctx.error_score
     candidates = ctx.candidates() if doc.with_search else None
     members = doc.permutation_chunks[task_id.perm]
     scores: dict[str, list] = {m: [] for m in scorers}
     for p in members:
         y_p = subset(y, indices[p])
-        folds = permuted.with_prefix(permutation_prefix(p))
-        if not folds.has_split():  # the splitter split the permuted y as y: stored once, in folds.npz
+        folds = permuted.with_prefix(permutation_prefix(p)) if permuted is not None else None
+        if folds is None or not folds.has_split():  # the splitter split the permuted y as y: stored once, in folds.npz
             folds = observed
         params: dict = {}
         if candidates is not None:

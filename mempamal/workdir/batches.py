@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .files import read_json, write_json
-from .layout import STAGES, TaskId, batch_file, batch_log, batch_name, chunk_count
+from .layout import BATCH_FORMAT, STAGES, TaskId, batch_file, batch_log, batch_name, chunk_count
 from .paths import Workdir
 from .workflow import PYTHON_FLAGS, Task, task_command
 
-BATCH_FORMAT = "mempamal/batch-1"
 # Batches per job slot and stage by default. One: each slot pays one interpreter start-up per
 # stage, and consecutive tasks (every inner fold and grid chunk in turn) make batches of even cost.
 # Two halved the idle time a slow batch leaves at the end of a stage, but measured on the iris

@@ -16,7 +16,7 @@ import numpy as np
 
 from .files import WRITTEN_BY_WRITE, atomic_open, reading
 from .layout import DATA_DIR
-from .tabular import check_frame, is_frame, load_frame, save_table
+from .tabular import check_frame, is_frame, load_table, save_table
 
 
 def as_array(value: Any, name: str) -> np.ndarray:
@@ -95,7 +95,7 @@ def load_params(workdir: Path, files: dict) -> dict[str, Any]:
 def _load(path: Path) -> Any:
     with reading(path, WRITTEN_BY_WRITE):
         if path.suffix == ".arrow":
-            return load_frame(path)
+            return load_table(path)
         if path.suffix == ".npz":
             import scipy.sparse as sp
 

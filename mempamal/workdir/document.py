@@ -84,6 +84,11 @@ class ExperimentDoc:
     permutation_chunk_size: int
     n_permutation_chunks: int
     permutations: str | None
+    # False: the splitters ignore y, every permutation has y's folds, no permuted_folds/ file exists.
+    permuted_folds: bool = True
+    # Whether the analyses are fitted together as columns of one y, why, and their chunks
+    # (see mempamal.experiment.stacking); None: a document without it (one analysis at a time).
+    stacking: dict | None = None
     params: dict | None = None
     packages: list[str] = field(default_factory=list)
     fingerprint: str | None = None
@@ -92,7 +97,7 @@ class ExperimentDoc:
 
     # Written only when set, as Experiment.write writes them (a document before its fingerprint
     # and data files, or without per-sample params, has no such key).
-    _OPTIONAL = ("params", "fingerprint", "data")
+    _OPTIONAL = ("params", "fingerprint", "data", "stacking")
 
     # -- JSON ----------------------------------------------------------------------
 
@@ -106,7 +111,7 @@ class ExperimentDoc:
             When a field is missing (a document of another version: write the experiment again).
         """
         names = [f.name for f in dataclasses.fields(cls) if f.name != "extra"]
-        missing = [n for n in names if n not in doc and n not in cls._OPTIONAL and n != "packages"]
+        missing = [n for n in names if n not in doc and n not in cls._OPTIONAL and n not in ("packages", "permuted_folds")]
         if missing:
             raise ValueError(f"{EXPERIMENT}: no {', '.join(missing)} (format {doc.get('format')!r}); "
                              f"{WRITTEN_BY_WRITE}")
@@ -147,6 +152,16 @@ class ExperimentDoc:
         """The candidates a map task of grid chunk ``chunk`` fits (``grid_chunk_size`` of them)."""
         start = chunk * self.grid_chunk_size
         return range(start, min(start + self.grid_chunk_size, self.n_candidates))
+
+    @property
+    def stacked(self) -> bool:
+        """Whether the analyses (targets, permutations) are fitted together as the columns of one y."""
+        return bool(self.stacking and self.stacking.get("stacked"))
+
+    @property
+    def column_chunks(self) -> list[range]:
+        """The analyses each columns task fits, chunk by chunk (stacked experiments)."""
+        return chunk_ranges(self.stacking["n_analyses"], self.stacking["chunk_size"])
 
     @property
     def permutation_chunks(self) -> list[range]:

@@ -17,10 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-
-class InputFileError(RuntimeError):
-    """A file a task needs is missing, unreadable, or belongs to another experiment."""
-
+from ..exceptions import InputFileError
 
 WRITTEN_BY_WRITE = "it is written by Experiment.write: write the experiment again (same workdir)"
 # What reading a missing, truncated or garbled .npy/.npz/.json raises.

@@ -1,8 +1,9 @@
-"""The names of a workdir's files, and the identity of a task: one place for all.
+"""The names of a workdir's files, their format tags, and the identity of a task: one place for all.
 
 Every back-end, export and command asks this module what a file or a task is
-called, what a task's command line, outputs, log and fingerprint are; nothing
-rebuilds those strings elsewhere or parses them back out of a command line.
+called, what a task's command line, outputs, log and fingerprint are, and which
+format tag each of mempamal's documents carries; nothing rebuilds those strings
+elsewhere or parses them back out of a command line.
 It imports nothing of mempamal's: any module may use it.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ PERMUTED_FOLDS_DIR = "permuted_folds"         # the folds of permuted y's that d
 MAPS_DIR = "maps"
 OUTER_DIR = "outer"
 PERMUTATIONS_DIR = "permutations"
+COLUMNS_DIR = "columns"           # a chunk of analyses fitted together, on one outer fold (stacked columns)
 LOG_DIR = "logs"
 RUNNING_DIR = f"{LOG_DIR}/running"  # which process (host, pid) runs a task, while it runs
 SLURM_DIR = "slurm"
@@ -39,7 +41,15 @@ SUBMISSION_LOG = f"{SUBMISSION_DIR}/run.log"         # a detached process's own 
 
 # What write() creates, so that overwrite=True removes exactly that and nothing of the user's.
 GENERATED = (EXPERIMENT, WORKFLOW, FOLDS, MANIFEST, SIGNATURE, DATA_DIR, PERMUTED_FOLDS_DIR, MAPS_DIR, OUTER_DIR,
-             PERMUTATIONS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ, SUBMISSION_DIR)
+             PERMUTATIONS_DIR, COLUMNS_DIR, LOG_DIR, SLURM_DIR, BATCH_DIR, RESULTS_JSON, RESULTS_NPZ, SUBMISSION_DIR)
+
+# -- the format tags: each document's "format"; the number changes when a reader of the old one would misread it
+EXPERIMENT_FORMAT = "mempamal/experiment-1"
+WORKFLOW_FORMAT = "mempamal/workflow-2"
+MANIFEST_FORMAT = "mempamal/manifest-1"
+SIGNATURE_FORMAT = "mempamal/signature-1"
+BATCH_FORMAT = "mempamal/batch-1"
+CMD_LIST_FORMAT = "mempamal/cmd-list-2"  # 2: a line per batch of tasks, and "tasks"
 
 
 def chunk_count(n_items: int, chunk_size: int) -> int:
@@ -75,10 +85,10 @@ def unprefixed(arrays: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 # -- a task ---------------------------------------------------------------------------
-STAGES = ("map", "refit", "permute", "gather")
+STAGES = ("map", "refit", "permute", "columns", "gather")
 # A task's indices, in the order of its name and command line, with the letter of its name.
 INDICES = (("target", "t"), ("perm", "p"), ("outer", "o"), ("inner", "i"), ("chunk", "c"))
-_OUTPUT_DIR = {"map": MAPS_DIR, "refit": OUTER_DIR, "permute": PERMUTATIONS_DIR}
+_OUTPUT_DIR = {"map": MAPS_DIR, "refit": OUTER_DIR, "permute": PERMUTATIONS_DIR, "columns": COLUMNS_DIR}
 
 
 @dataclass(frozen=True)
@@ -90,13 +100,14 @@ class TaskId:
     stage : str
         "map" (fit and score a grid chunk on an inner fold), "refit" (select, refit, test
         on an outer fold), "permute" (whole analyses of a chunk of permutations of y on an
+        outer fold), "columns" (whole analyses of a chunk of columns fitted together, stacked, on an
         outer fold) or "gather".
     target : int, optional
         The column of y, when each target is analysed on its own.
     perm : int, optional
         The chunk of permutations.
     outer, inner, chunk : int, optional
-        The outer fold, the inner fold, the chunk of the grid.
+        The outer fold, the inner fold, the chunk of the grid (of columns, for "columns").
     """
 
     stage: str

@@ -28,18 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..exceptions import LockError, StaleLockWarning
 from .paths import Workdir
 
 POLL = 0.5       # seconds between looks at a held lock, with wait=True
 _SETTLE = 2.0    # seconds an unreadable lock may stay so (a holder without hard links writes it in place)
-
-
-class LockError(RuntimeError):
-    """The workdir is locked by another run (or by a lock that cannot be checked from this host)."""
-
-
-class StaleLockWarning(UserWarning):
-    """A lock left by a dead run of this host was taken over."""
 
 
 def this_host() -> str:

@@ -16,17 +16,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import InputFileError, read_json, write_json
-from .layout import MANIFEST
+from ..exceptions import DataChangedError, InputFileError
+from .files import read_json, write_json
+from .layout import MANIFEST, MANIFEST_FORMAT as FORMAT
 from .paths import Workdir
-
-FORMAT = "mempamal/manifest-1"
 OK, CHANGED, MISSING = "ok", "changed", "missing"
 _CHUNK = 1 << 20
-
-
-class DataChangedError(InputFileError):
-    """An input written by write() has changed since (or is missing)."""
 
 
 def _sha256(path: Path) -> str:

@@ -15,17 +15,43 @@ this host can tell.
 """
 from __future__ import annotations
 
+import enum
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import read_json
+from .document import ExperimentDoc
+from .files import InputFileError, read_json
 from .lock import Holder, this_host
 from .paths import Workdir
 from .workflow import Workflow, is_complete, load_workflow
 
-DONE, RUNNING, PENDING, FAILED, LOST = "done", "running", "pending", "failed", "lost"
-STATES = (DONE, RUNNING, PENDING, FAILED, LOST)
+
+
+class Status(str, enum.Enum):
+    """The one vocabulary of a task's state, for ``mempamal status`` and a run's report alike.
+
+    A str (``Status.DONE == "done"``, as a dict key, in JSON, in f-strings): the words are
+    those of ``mempamal status --json`` and of :class:`mempamal.backends.TaskOutcome`.
+    """
+
+    DONE = "done"          # its outputs are complete
+    RUNNING = "running"    # started, neither done nor failed yet
+    PENDING = "pending"    # not started
+    FAILED = "failed"      # its log ends with an error
+    LOST = "lost"          # its process died without a word (killed, out of memory)
+    NOT_RUN = "not run"    # a run did not start it: a task it needs failed
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+DONE, RUNNING, PENDING, FAILED, LOST, NOT_RUN = (Status.DONE, Status.RUNNING, Status.PENDING, Status.FAILED,
+                                                 Status.LOST, Status.NOT_RUN)
+STATES = (DONE, RUNNING, PENDING, FAILED, LOST)  # what `mempamal status` counts, read from files
 _TRACEBACK = "Traceback (most recent call last):"
 _CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 _TAIL = 64 * 1024  # the error is at the end of a log; logs of chatty estimators can be long
@@ -46,6 +72,8 @@ class WorkflowStatus:
         Running or lost task name to its running record (host, pid, started), when it has one.
     finished : bool
         Whether results.json has been written (the experiment is complete).
+    stacking : dict or None
+        experiment.json's "stacking": whether the analyses' columns are fitted together, and why.
     """
 
     workdir: Path
@@ -54,13 +82,14 @@ class WorkflowStatus:
     errors: dict[str, str] = field(default_factory=dict)
     records: dict[str, dict] = field(default_factory=dict)
     finished: bool = False
+    stacking: dict | None = None
 
     def names(self, state: str) -> list[str]:
         return [n for n, s in self.states.items() if s == state]
 
     def counts(self) -> dict[str, int]:
         """Tasks per state, and the total."""
-        out = {s: len(self.names(s)) for s in STATES}
+        out = {s.value: len(self.names(s)) for s in STATES}
         out["total"] = len(self.states)
         return out
 
@@ -69,6 +98,7 @@ class WorkflowStatus:
         return {
             "workdir": str(self.workdir),
             "finished": self.finished,
+            "stacking": self.stacking,
             "counts": self.counts(),
             "failed": [{"task": n, "error": self.errors[n], **self._rerun(n)} for n in self.names(FAILED)],
             "running": self.names(RUNNING),
@@ -93,6 +123,8 @@ class WorkflowStatus:
         lines = [f"{self.workdir}: {c['total']} tasks: {c[DONE]} done, {c[RUNNING]} running, "
                  f"{c[PENDING]} pending, {c[FAILED]} failed, {c[LOST]} lost"
                  + ("; results are ready (mempamal results)" if self.finished else "")]
+        if self.stacking:
+            lines.append(f"- columns {self.stacking['reason']}")
         hosts: dict[str, int] = {}
         for host in self.elsewhere().values():
             hosts[host] = hosts.get(host, 0) + 1
@@ -124,7 +156,11 @@ def workflow_status(workdir: str | os.PathLike) -> WorkflowStatus:
     paths = Workdir.of(Path(workdir).resolve())
     workdir = paths.root
     workflow = load_workflow(workdir)
-    status = WorkflowStatus(workdir, workflow, finished=paths.results_json.exists())
+    try:
+        stacking = ExperimentDoc.read(workdir).stacking
+    except (OSError, ValueError, InputFileError):  # status reads what it can; run() and the tasks report a bad experiment.json
+        stacking = None
+    status = WorkflowStatus(workdir, workflow, finished=paths.results_json.exists(), stacking=stacking)
     records = running_records(workdir)
     for task in workflow.tasks:
         if is_complete(workdir, task.id):

@@ -128,7 +128,7 @@ def save_table(path: Path, table) -> None:
             writer.write_table(table)
 
 
-def load_frame(path: Path):
+def load_table(path: Path):
     """The DataFrame of an Arrow IPC file written by :func:`save_table`, numeric columns zero-copy."""
     pa = _pyarrow(f"reading {path}")
     try:

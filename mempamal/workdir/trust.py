@@ -30,25 +30,17 @@ import secrets
 import socket
 from pathlib import Path
 
+from ..exceptions import InputFileError, KeyFileError, UntrustedWorkdirError
 from .files import read_json, write_json
-from .layout import EXPERIMENT, MANIFEST, SIGNATURE, WORKFLOW
-from .files import InputFileError
+from .layout import EXPERIMENT, MANIFEST, SIGNATURE, SIGNATURE_FORMAT, WORKFLOW
 from .manifest import changed_error, read_manifest
 
 __all__ = ["KEY_ENV", "KeyFileError", "UntrustedWorkdirError", "check_trusted", "ensure_key", "is_trusted", "key_path",
            "sign"]
 
 KEY_ENV = "MEMPAMAL_KEY_FILE"
-FORMAT = "mempamal/signature-1"
+FORMAT = SIGNATURE_FORMAT
 _KEY_BYTES = 32
-
-
-class UntrustedWorkdirError(Exception):
-    """A workdir not signed by the key this user holds: nothing in it is imported or run."""
-
-
-class KeyFileError(PermissionError):
-    """The signing key is missing, unreadable, malformed, or readable by others."""
 
 
 # --------------------------------------------------------------------------- the key

@@ -18,10 +18,13 @@ from pathlib import Path
 
 from .document import ExperimentDoc
 from .files import atomic_open, read_json, read_meta
-from .layout import EXPERIMENT, PERMUTATIONS, TaskId, permuted_folds
+from .layout import EXPERIMENT, PERMUTATIONS, WORKFLOW_FORMAT as FORMAT, TaskId, permuted_folds
 from .paths import Workdir
 
-FORMAT = "mempamal/workflow-2"
+# Among tasks ready at once, which a back-end starts first (lower first). A refit frees its fold's
+# outputs and overlaps the other folds' maps instead of trailing after every map; permute tasks, the
+# longest (whole analyses), go before the maps too: longest first keeps the tail of a run short.
+_PRIORITY = {"refit": 0, "permute": 0, "columns": 0, "gather": 0, "map": 1}
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class Task:
     def stage(self) -> str:
         """"map", "refit", "permute" or "gather": back-ends may group tasks by it."""
         return self.id.stage
+
+    @property
+    def priority(self) -> int:
+        """Among tasks ready at once, those of lower priority start first (back-ends ask this, not the stage)."""
+        return _PRIORITY[self.stage]
 
     @property
     def outer(self) -> int | None:
@@ -139,6 +147,13 @@ def build_workflow(doc: ExperimentDoc | dict, python: str) -> Workflow:
         tasks.append(task)
         return task
 
+    if doc.stacking and doc.stacking.get("stacked"):
+        # Every analysis (target, permutation) of a chunk of columns, fitted together on one outer fold.
+        inputs = shared + ([PERMUTATIONS] if doc.n_permutations else [])
+        columns = [add(TaskId("columns", outer=o, chunk=c), inputs)
+                   for c in range(doc.stacking["n_column_chunks"]) for o in range(doc.n_outer)]
+        add(TaskId("gather"), [EXPERIMENT] + [t.outputs[0] for t in columns], columns)
+        return Workflow(tasks=tasks, python=python)
     for t in doc.targets:
         for o in range(doc.n_outer):
             maps = []
@@ -151,7 +166,9 @@ def build_workflow(doc: ExperimentDoc | dict, python: str) -> Workflow:
                                [m.name for m in maps]))
     tasks.extend(refits)
     # Permutations need nothing of the unpermuted analysis: they run beside it, and only the gather waits.
-    permutes = [add(TaskId("permute", target=t, perm=k, outer=o), shared + [PERMUTATIONS, permuted_folds(t, k)])
+    # Without a file of permuted folds (splitters that ignore y), a permutation uses y's folds.
+    permutes = [add(TaskId("permute", target=t, perm=k, outer=o),
+                    shared + [PERMUTATIONS] + ([permuted_folds(t, k)] if doc.permuted_folds else []))
                 for t in doc.targets for k in range(doc.n_permutation_chunks) for o in range(doc.n_outer)]
     add(TaskId("gather"), [EXPERIMENT] + [r.outputs[0] for r in refits + permutes], refits + permutes)
     return Workflow(tasks=tasks, python=python)

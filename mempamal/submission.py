@@ -28,7 +28,7 @@ from .workdir.layout import RUNNING_DIR, SUBMISSION, SUBMISSION_LOG, SUBMISSION_
 from .workdir.lock import Holder, LockError, pid_alive, process_start, run_lock, this_host
 from .workdir.manifest import DataChangedError
 from .workdir.status import FAILED as STATUS_FAILED, WorkflowStatus, record_alive, running_records, workflow_status
-from .workdir.workflow import load_workflow, tasks_to_do
+from .workdir.workflow import PYTHON_FLAGS, load_workflow, tasks_to_do
 
 POLL = 1.0        # seconds between two looks at a detached run
 _STOP_GRACE = 10  # seconds a cancelled process group has to end before SIGKILL
@@ -291,9 +291,12 @@ def _start_process(workdir: Path) -> subprocess.Popen:
     log = workdir / SUBMISSION_LOG
     log.parent.mkdir(exist_ok=True)
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "mempamal", "run", str(workdir), "--detached-process"],
+        # -P, and PYTHONSAFEPATH for the workers it starts: from the workdir, `python -m` would import
+        # a numpy.py someone dropped there (PYTHON_FLAGS)
+        return subprocess.Popen([sys.executable, *PYTHON_FLAGS, "-m", "mempamal", "run", str(workdir),
+                                 "--detached-process"],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=workdir)
+                                start_new_session=True, cwd=workdir, env={**os.environ, "PYTHONSAFEPATH": "1"})
 
 
 def attach(workdir: str | os.PathLike, *, missing_ok: bool = False) -> Submission | None:

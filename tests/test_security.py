@@ -20,7 +20,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from mempamal import Experiment, load_results, run
+from mempamal import Experiment, load_results, run, submit
 from mempamal.experiment.encoding import EncodingError
 from mempamal.export import export
 from mempamal.workdir.manifest import DataChangedError, write_manifest
@@ -482,6 +482,11 @@ def test_modules_dropped_in_the_workdir_are_not_imported_by_its_commands(tmp_pat
     (workdir / "mempamal").mkdir()
     (workdir / "mempamal" / "__init__.py").write_text(evil)
     (workdir / "mempamal" / "__main__.py").write_text(evil)
+    submit(workdir).wait()  # a background `python -m mempamal run` started in the workdir, its workers
+    # `cd WORKDIR && mempamal run .`: the local back-end's workers start in the workdir
+    proc = subprocess.run([sys.executable, "-P", "-m", "mempamal", "run", ".", "--no-resume", "-j", "2", "-q"],
+                          cwd=workdir, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
     workflow = load_workflow(workdir)
     for task in workflow.tasks:  # the commands of workflow.json, as a scheduler runs them
         proc = subprocess.run(task.command, cwd=workdir, env=_env(), capture_output=True, text=True, timeout=300)

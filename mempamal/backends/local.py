@@ -38,7 +38,10 @@ def _executor(n_jobs: int, threads: int, renew: bool = False):
         if executor is not None:
             executor.shutdown(wait=False)
         executor = _EXECUTORS[key] = ProcessPoolExecutor(
-            max_workers=n_jobs, timeout=IDLE_TIMEOUT, env=thread_limits(threads), initializer=_warm_up)
+            max_workers=n_jobs, timeout=IDLE_TIMEOUT, initializer=_warm_up,
+            # Workers start as `python -m loky...` in this process's directory, which may be a workdir
+            # that others can write (`cd runs/x && mempamal run .`): its numpy.py must not be imported.
+            env={**thread_limits(threads), "PYTHONSAFEPATH": "1"})
     return executor
 
 

@@ -28,12 +28,13 @@ FLOORS = {
     "mempamal.experiment": 2,
     "mempamal.tasks": 3,
     "mempamal.backends": 4, "mempamal.export": 4, "mempamal.results": 4,
-    "mempamal.running": 5, "mempamal.submission": 5, "mempamal.model_selection": 5,
+    "mempamal.running": 5, "mempamal.submission": 5, "mempamal.model_selection": 5, "mempamal.trusting": 5,
     "mempamal.cli": 6,
     "mempamal.__main__": 7,
 }
 # Where mempamal's own modules are imported at the top only (lazy imports: heavy third-party only).
-TOP_ONLY = ("mempamal.cli", "mempamal.running", "mempamal.backends", "mempamal.export", "mempamal.workdir")
+TOP_ONLY = ("mempamal.cli", "mempamal.running", "mempamal.trusting", "mempamal.backends", "mempamal.export",
+            "mempamal.workdir")
 
 
 def _modules() -> dict[str, Path]:

@@ -22,9 +22,9 @@ from .tasks.context import TaskInputError
 from .trusting import trust_command
 from .workdir.batches import read_batch_file
 from .workdir.files import InputFileError, reading
-from .workdir.layout import EXPERIMENT, INDICES, TaskId
+from .workdir.layout import INDICES, TaskId
 from .workdir.lock import LockError
-from .workdir.manifest import DataChangedError, check_unchanged, verify
+from .workdir.manifest import DataChangedError, verify
 from .workdir.status import FAILED, LOST, workflow_status
 from .workdir.trust import KeyFileError, UntrustedWorkdirError, check_trusted
 from .workdir.workflow import is_complete, load_workflow
@@ -222,9 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "task":
         # A task's errors go to its log with their traceback; a missing input or a refused
         # import needs none.
-        try:  # before anything of the workdir is read (a batch file, an output) or decoded:
-            # an experiment.json edited (or touched) since write(), as run() does, then the signature
-            check_unchanged(args.workdir, only=[EXPERIMENT])
+        try:  # before anything of the workdir is read (a batch file, an output) or decoded. The signature
+            # covers experiment.json's content: no check of its time, which a transfer to a cluster does not keep.
             check_trusted(args.workdir)
         except (UntrustedWorkdirError, KeyFileError, TaskInputError, DataChangedError, FileNotFoundError) as e:
             sys.exit(f"mempamal: {e}")

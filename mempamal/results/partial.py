@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..experiment.encoding import decode, encode
+from ..experiment.encoding import encode
 from ..experiment.permutations import pvalues, pvalues_max_t
+from ..tasks.gather import target_part
 from ..workdir.document import ExperimentDoc
 from ..workdir.files import load_arrays
 from ..workdir.layout import TaskId, target_prefix
@@ -80,27 +81,8 @@ def gather_partial(workdir: Path, doc: ExperimentDoc) -> tuple[dict, dict[str, A
 def _gather_target(workdir: Path, doc: ExperimentDoc, target: int | None, outer_folds: list[int]) -> tuple[dict, dict]:
     """One analysis's part of the results over ``outer_folds``: as the gather task's, fold k of
     the arrays being outer fold ``outer_folds[k]``."""
-    folds = [load_arrays(workdir / TaskId("refit", target=target, outer=o).outputs[0]) for o in outer_folds]
-    metrics = list(doc.scoring)
-    test = {m: np.array([decode(meta["test_scores"][m]) for meta, _ in folds], dtype=float) for m in metrics}
-    arrays: dict[str, Any] = {f"test_{m}": v for m, v in test.items()}
-    arrays["fit_time"] = np.array([meta["fit_time"] for meta, _ in folds], dtype=float)
-    arrays["score_time"] = np.array([meta["score_time"] for meta, _ in folds], dtype=float)
-    results: dict[str, Any] = {"test_scores": {m: [encode(float(s)) for s in v] for m, v in test.items()}}
-    if doc.with_search:
-        results["best_index"] = [meta["best_index"] for meta, _ in folds]
-        results["best_params"] = [meta["best_params"] for meta, _ in folds]
-        n_inner = max(doc.n_inner)
-        for key in [k for k in folds[0][1] if k.startswith("inner_")] if folds else []:
-            table = np.full((len(folds), doc.n_candidates, n_inner), np.nan)
-            for k, (_, fold) in enumerate(folds):
-                table[k, :, :fold[key].shape[1]] = fold[key]
-            arrays[key] = table
-    for k, (_, fold) in enumerate(folds):
-        arrays[f"test_indices_{k}"] = fold["test_indices"]
-        if "test_predictions" in fold:
-            arrays[f"test_predictions_{k}"] = fold["test_predictions"]
-    return results, arrays
+    return target_part(doc, [load_arrays(workdir / TaskId("refit", target=target, outer=o).outputs[0])
+                             for o in outer_folds])
 
 
 def _gather_permutations(workdir: Path, doc: ExperimentDoc, fingerprint: str, targets: list,

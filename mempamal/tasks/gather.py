@@ -13,6 +13,7 @@ import numpy as np
 
 from ..experiment.encoding import decode, encode
 from ..experiment.permutations import pvalues, pvalues_max_t
+from ..workdir.document import ExperimentDoc
 from ..workdir.files import save_arrays, write_json
 from ..workdir.layout import TaskId, target_prefix
 from .context import Context
@@ -21,15 +22,20 @@ from .stacked import gather_stacked
 
 def _gather_target(ctx: Context, target: int | None) -> tuple[dict, dict[str, Any]]:
     """One analysis (y, or one target of it): its part of results.json and of results.npz."""
-    doc = ctx.doc
-    folds = [ctx.read_output(TaskId("refit", target=target, outer=o)) for o in range(doc.n_outer)]
+    return target_part(ctx.doc, [ctx.read_output(TaskId("refit", target=target, outer=o))
+                                 for o in range(ctx.doc.n_outer)])
+
+
+def target_part(doc: ExperimentDoc, folds: list[tuple[dict, dict]]) -> tuple[dict, dict[str, Any]]:
+    """One analysis's part of results.json and results.npz from its refit outputs, fold k of the
+    arrays being ``folds[k]`` (every outer fold here; those done so far for partial results)."""
     test = {m: np.array([decode(meta["test_scores"][m]) for meta, _ in folds], dtype=float) for m in doc.scoring}
     arrays: dict[str, Any] = {f"test_{m}": v for m, v in test.items()}
-    arrays["fit_time"] = [meta["fit_time"] for meta, _ in folds]
-    arrays["score_time"] = [meta["score_time"] for meta, _ in folds]
+    arrays["fit_time"] = np.array([meta["fit_time"] for meta, _ in folds], dtype=float)
+    arrays["score_time"] = np.array([meta["score_time"] for meta, _ in folds], dtype=float)
     results: dict[str, Any] = {
         "test_scores": {m: [encode(float(s)) for s in v] for m, v in test.items()},
-        "summary": {m: {k: encode(float(f(v))) for k, f in
+        "summary": {m: {k: encode(float(f(v)) if len(v) else float("nan")) for k, f in
                         (("mean", np.mean), ("std", np.std), ("median", np.median))} for m, v in test.items()},
     }
     if doc.with_search:
@@ -37,12 +43,11 @@ def _gather_target(ctx: Context, target: int | None) -> tuple[dict, dict[str, An
         results["best_params"] = [meta["best_params"] for meta, _ in folds]
         results["n_failed_fits"] = [meta["n_failed_fits"] for meta, _ in folds]
         n_inner = max(doc.n_inner)
-        for key in folds[0][1]:
-            if key.startswith("inner_"):
-                table = np.full((doc.n_outer, doc.n_candidates, n_inner), np.nan)
-                for o, (_, fold) in enumerate(folds):
-                    table[o, :, :fold[key].shape[1]] = fold[key]
-                arrays[key] = table
+        for key in [k for k in folds[0][1] if k.startswith("inner_")] if folds else []:
+            table = np.full((len(folds), doc.n_candidates, n_inner), np.nan)
+            for o, (_, fold) in enumerate(folds):
+                table[o, :, :fold[key].shape[1]] = fold[key]
+            arrays[key] = table
     for o, (_, fold) in enumerate(folds):
         arrays[f"test_indices_{o}"] = fold["test_indices"]
         if "test_predictions" in fold:

@@ -131,7 +131,8 @@ class SlurmBackend(Backend):
     @classmethod
     def detached_failures(cls, workdir: Path, detached: dict, names: list[str]) -> dict[str, str]:
         """The tasks whose array element failed, timed out or was cancelled (``sacct``), with its log."""
-        states = _element_states([j["id"] for j in detached["jobs"]])
+        wanted = [detached["elements"][n] for n in names if n in detached["elements"]]
+        states = _settled_states([j["id"] for j in detached["jobs"]], wanted)
         out = {}
         for name in names:
             element = detached["elements"].get(name)
@@ -190,6 +191,25 @@ def _elements(workdir: Path, jobs: list[list[str]], max_array_size: int) -> dict
             else:
                 out[name] = element
     return out
+
+
+ACCOUNTING_SETTLE = 30.0  # seconds: the most sacct may lag behind jobs that left the queue
+
+
+def _settled_states(ids: list[str], elements: list[str]) -> dict[str, str]:
+    """``sacct``'s states once it has recorded how ``elements`` (of jobs gone from the queue) ended.
+
+    slurmctld tells slurmdbd asynchronously: just after a cancel, sacct may still say RUNNING for an
+    element that squeue no longer shows. Bounded: without accounting, states stay empty.
+    """
+    deadline = time.monotonic() + ACCOUNTING_SETTLE
+    while True:
+        states = _element_states(ids)
+        unsettled = [e for e in elements if states.get(e, "").split()[:1] in (["RUNNING"], ["PENDING"],
+                                                                              ["COMPLETING"], ["REQUEUED"])]
+        if not states or not unsettled or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
 
 
 def _element_states(ids: list[str]) -> dict[str, str]:

@@ -76,7 +76,8 @@ numpydoc_validation_checks = {
     "RT01",  # a Returns section
 }
 # Validate the public API only: what its pages show (private helpers stay free).
-numpydoc_validation_exclude = {r"\._[a-z]", r"\.__[a-z]+__$"}
+# An Enum's signature is its metaclass's (value, names, module...): nothing of ours to document.
+numpydoc_validation_exclude = {r"\._[a-z]", r"\.__[a-z]+__$", r"\.Status$"}
 
 # -- Gallery: the examples, run at their small size in a scratch directory ----------------------------
 

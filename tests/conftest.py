@@ -1,7 +1,9 @@
 """Shared test helpers: scikit-learn's own nested cross-validation is the oracle."""
 import os
 import shutil
+import subprocess
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,6 +93,48 @@ def assert_same_results(a, b):
         np.testing.assert_array_equal(a.test_indices[o], b.test_indices[o], err_msg=f"test_indices[{o}]")
         np.testing.assert_array_equal(a.test_predictions[o], b.test_predictions[o],
                                       err_msg=f"test_predictions[{o}]")
+
+
+CLUSTER = Path(__file__).parent / "cluster"
+
+
+# Here, not in test_slurm.py: a session fixture imported into another test module is a second fixture
+# there, and would start a second SLURM for that module's tests.
+@pytest.fixture(scope="session")
+def slurm():
+    """A running single-node SLURM (tests/cluster/slurm_up.sh); yields its state directory, with
+    SLURM_CONF set for this process."""
+    if os.environ.get("MEMPAMAL_TEST_SLURM") == "0":
+        pytest.skip("MEMPAMAL_TEST_SLURM=0: SLURM tests turned off")
+    if os.geteuid() != 0:
+        pytest.skip("SLURM tests need root: they start munged, slurmctld, slurmd, slurmdbd and MariaDB")
+    if shutil.which("sbatch") is None and shutil.which("apt-get") is None:
+        pytest.skip("SLURM tests need SLURM installed or apt-get to install it (Debian's slurm-wlm)")
+    state = Path(tempfile.mkdtemp(prefix="mempamal-slurm-"))  # short: unix socket paths are limited
+    log = state / "slurm_up.log"
+    saved = os.environ.get("SLURM_CONF")
+    started = False
+    try:
+        # Output to a file, not a pipe: the daemons inherit it and would keep a pipe open.
+        with open(log, "w") as f:
+            up = subprocess.run(["bash", str(CLUSTER / "slurm_up.sh"), str(state)], stdout=f,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=300)
+        if up.returncode:
+            pytest.fail(f"SLURM did not start (slurm_up.sh exited {up.returncode}); its output:\n"
+                        f"{log.read_text()[-3000:]}\nlogs: {state / 'log'}", pytrace=False)
+        os.environ["SLURM_CONF"] = str(state / "etc" / "slurm.conf")
+        started = True
+        yield state
+    finally:
+        if saved is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = saved
+        stop = subprocess.run(["bash", str(CLUSTER / "slurm_stop.sh"), str(state)], capture_output=True,
+                              text=True, timeout=120)
+        assert stop.returncode == 0, f"slurm_stop.sh: {stop.stdout}{stop.stderr}"
+        if started:  # ~200 MB of state and database; kept, with the logs, when the start failed
+            shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture

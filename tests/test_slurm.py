@@ -10,7 +10,6 @@ Each sbatch job costs about a second: the experiments are small (iris, 2 x 2 fol
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from mempamal.export.slurm import needs_sacct_wrapper, stage_resources, write_sa
 
 from conftest import assert_same_as_sklearn, assert_same_results, sklearn_nested
 
-CLUSTER = Path(__file__).parent / "cluster"
 GRID = {"logit__C": [0.01, 1.0, 100.0]}
 
 
@@ -38,42 +36,6 @@ def iris_experiment():
     outer, inner = StratifiedKFold(2, shuffle=True, random_state=0), StratifiedKFold(2)
     return X, y, pipe, outer, inner, Experiment(pipe, cv=outer, param_grid=GRID, inner_cv=inner,
                                                 scoring="f1_weighted")
-
-
-@pytest.fixture(scope="session")
-def slurm():
-    """A running single-node SLURM; yields its state directory, with SLURM_CONF set for this process."""
-    if os.environ.get("MEMPAMAL_TEST_SLURM") == "0":
-        pytest.skip("MEMPAMAL_TEST_SLURM=0: SLURM tests turned off")
-    if os.geteuid() != 0:
-        pytest.skip("SLURM tests need root: they start munged, slurmctld, slurmd, slurmdbd and MariaDB")
-    if shutil.which("sbatch") is None and shutil.which("apt-get") is None:
-        pytest.skip("SLURM tests need SLURM installed or apt-get to install it (Debian's slurm-wlm)")
-    state = Path(tempfile.mkdtemp(prefix="mempamal-slurm-"))  # short: unix socket paths are limited
-    log = state / "slurm_up.log"
-    saved = os.environ.get("SLURM_CONF")
-    started = False
-    try:
-        # Output to a file, not a pipe: the daemons inherit it and would keep a pipe open.
-        with open(log, "w") as f:
-            up = subprocess.run(["bash", str(CLUSTER / "slurm_up.sh"), str(state)], stdout=f,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=300)
-        if up.returncode:
-            pytest.fail(f"SLURM did not start (slurm_up.sh exited {up.returncode}); its output:\n"
-                        f"{log.read_text()[-3000:]}\nlogs: {state / 'log'}", pytrace=False)
-        os.environ["SLURM_CONF"] = str(state / "etc" / "slurm.conf")
-        started = True
-        yield state
-    finally:
-        if saved is None:
-            os.environ.pop("SLURM_CONF", None)
-        else:
-            os.environ["SLURM_CONF"] = saved
-        stop = subprocess.run(["bash", str(CLUSTER / "slurm_stop.sh"), str(state)], capture_output=True,
-                              text=True, timeout=120)
-        assert stop.returncode == 0, f"slurm_stop.sh: {stop.stdout}{stop.stderr}"
-        if started:  # ~200 MB of state and database; kept, with the logs, when the start failed
-            shutil.rmtree(state, ignore_errors=True)
 
 
 def wait_for_jobs(ids, timeout=240):

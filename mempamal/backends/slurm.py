@@ -131,17 +131,17 @@ class SlurmBackend(Backend):
     @classmethod
     def detached_failures(cls, workdir: Path, detached: dict, names: list[str]) -> dict[str, str]:
         """The tasks whose array element failed, timed out or was cancelled (``sacct``), with its log."""
-        wanted = [detached["elements"][n] for n in names if n in detached["elements"]]
-        states = _settled_states([j["id"] for j in detached["jobs"]], wanted)
+        elements = {detached["elements"][n] for n in names if n in detached["elements"]}
+        # An element that started wrote its log: sacct must come to list it on its own line.
+        started = [e for e in elements if _element_log(workdir, detached, e).exists()]
+        states = _settled_states([j["id"] for j in detached["jobs"]], started)
         out = {}
         for name in names:
             element = detached["elements"].get(name)
             state = states.get(element, "")
             if state.split()[:1] and state.split()[0] in _ENDED_BADLY:
-                job, _, index = element.partition("_")
-                stage = next(j["stage"] for j in detached["jobs"] if j["id"] == job)
-                out[name] = (f"its SLURM job {element} ended {state}; the job's log: "
-                             f"{workdir / SLURM_LOG_DIR / f'{stage}-{job}_{index}.out'}")
+                out[name] = f"its SLURM job {element} ended {state}; the job's log: " \
+                            f"{_element_log(workdir, detached, element)}"
         return out
 
 
@@ -193,32 +193,47 @@ def _elements(workdir: Path, jobs: list[list[str]], max_array_size: int) -> dict
     return out
 
 
+def _element_log(workdir: Path, detached: dict, element: str) -> Path:
+    """The output file of array element ``jobid_index`` (the stage's sbatch ``--output``)."""
+    job, _, index = element.partition("_")
+    stage = next(j["stage"] for j in detached["jobs"] if j["id"] == job)
+    return workdir / SLURM_LOG_DIR / f"{stage}-{job}_{index}.out"
+
+
 ACCOUNTING_SETTLE = 30.0  # seconds: the most sacct may lag behind jobs that left the queue
+_NOT_ENDED = ("RUNNING", "PENDING", "COMPLETING", "REQUEUED")
 
 
-def _settled_states(ids: list[str], elements: list[str]) -> dict[str, str]:
-    """``sacct``'s states once it has recorded how ``elements`` (of jobs gone from the queue) ended.
+def _settled_states(ids: list[str], started: list[str]) -> dict[str, str]:
+    """``sacct``'s states once it has recorded how the ``started`` elements (of jobs gone from the
+    queue) ended.
 
     slurmctld tells slurmdbd asynchronously: just after a cancel, sacct may still say RUNNING for an
-    element that squeue no longer shows. Bounded: without accounting, states stay empty.
+    element that squeue no longer shows, or not list it at all: an element cancelled soon after it
+    started can still be folded into its array's record of elements never started (``12_[1-7]``),
+    and would pass for one that never ran. Bounded: without accounting, states stay empty.
     """
     deadline = time.monotonic() + ACCOUNTING_SETTLE
     while True:
         states = _element_states(ids)
-        unsettled = [e for e in elements if states.get(e, "").split()[:1] in (["RUNNING"], ["PENDING"],
-                                                                              ["COMPLETING"], ["REQUEUED"])]
-        if not states or not unsettled or time.monotonic() > deadline:
+        if states is None:
+            return {}
+        # Not listed on its own line yet: as good as still running.
+        unsettled = [e for e in started if (states.get(e) or "RUNNING").split()[0] in _NOT_ENDED]
+        if not unsettled or time.monotonic() > deadline:
             return states
         time.sleep(0.5)
 
 
-def _element_states(ids: list[str]) -> dict[str, str]:
-    """``jobid_index`` to its state per ``sacct`` (empty without accounting)."""
+def _element_states(ids: list[str]) -> dict[str, str] | None:
+    """``jobid_index`` to its state per ``sacct``; None when sacct cannot tell (no accounting)."""
     if not ids:
         return {}
     out = _slurm(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)], "sacct")
+    if out.returncode:
+        return None
     states = {}
-    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+    for line in out.stdout.splitlines():
         element, _, state = line.partition("|")
         states[element] = state
     return states

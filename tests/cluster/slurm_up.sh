@@ -51,6 +51,10 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
 fi
 
 # --- slurm.conf ---
+# The cores this process may use. nproc obeys OMP_NUM_THREADS, which a Dask LocalCluster sets to 1
+# in its parent's environment for good (distributed's nanny.pre-spawn-environ): after one, in the
+# same test session, the node would have 1 CPU and run one array element at a time.
+NCPUS=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 if [ $ACCOUNTING = 1 ]; then
   ACCT="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
@@ -83,7 +87,7 @@ SelectTypeParameters=CR_CPU
 ReturnToService=2
 MaxArraySize=1001
 $ACCT
-NodeName=$H NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=2000 State=UNKNOWN
+NodeName=$H NodeAddr=127.0.0.1 CPUs=$NCPUS RealMemory=2000 State=UNKNOWN
 PartitionName=debug Nodes=$H Default=YES MaxTime=INFINITE State=UP
 CONF
 cat > "$S/env" <<ENV

@@ -2,7 +2,9 @@
 doctest blocks of docs/*.rst, each in a scratch directory (their workdirs are relative)."""
 import doctest
 import importlib
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -37,9 +39,21 @@ RST_WITH_DOCTESTS = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.rst")
 
 @pytest.fixture
 def scratch(tmp_path, monkeypatch):
+    """A scratch directory, and what an example may change restored after it (it sets the signing key's
+    or the cache's variable, puts its own modules on sys.path, registers a back-end or an export format)."""
+    from mempamal import backends, export
+    from mempamal.workdir.trust import KEY_ENV
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEMPAMAL_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path
+    monkeypatch.setenv(KEY_ENV, os.environ[KEY_ENV])  # set by conftest.py: restored if an example changes it
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    registries = [(backends._BACKENDS, dict(backends._BACKENDS)), (export.EXPORTERS, dict(export.EXPORTERS))]
+    with warnings.catch_warnings():
+        yield tmp_path
+    for registry, saved in registries:  # in place: other modules hold these dicts
+        registry.clear()
+        registry.update(saved)
 
 
 def test_the_main_entry_points_have_examples():

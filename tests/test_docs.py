@@ -4,6 +4,7 @@ import doctest
 import importlib
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def scratch(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMPAMAL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv(KEY_ENV, os.environ[KEY_ENV])  # set by conftest.py: restored if an example changes it
     monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # an example's mkdtemp() is removed with the rest
     registries = [(backends._BACKENDS, dict(backends._BACKENDS)), (export.EXPORTERS, dict(export.EXPORTERS))]
     with warnings.catch_warnings():
         yield tmp_path

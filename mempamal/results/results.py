@@ -83,6 +83,39 @@ class Results:
     --------
     load_results : Read the results of a workdir.
     mempamal.run : Run a workdir's tasks.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment, load_results, run
+    >>> X, y = load_iris(return_X_y=True)
+    >>> exp = Experiment(LogisticRegression(), cv=3, param_grid={"C": [0.1, 1.0, 10.0]}, inner_cv=3,
+    ...                  scoring="accuracy")
+    >>> report = run(exp.write(X, y, "runs/iris"), n_jobs=2, progress=False)
+    >>> res = load_results("runs/iris")
+    >>> res
+    <Results of runs/iris: 3 outer folds, metrics ['accuracy']>
+    >>> print(res.summary())
+    metric      mean     std  median
+    accuracy  0.9667  0.0094  0.9600
+    <BLANKLINE>
+    outer fold  accuracy  best parameters
+             0    0.9800  C=1
+             1    0.9600  C=1
+             2    0.9600  C=10
+    >>> res.test_scores["accuracy"], res.best_params
+    (array([0.98, 0.96, 0.96]), [{'C': 1.0}, {'C': 1.0}, {'C': 10.0}])
+
+    Fold 0's inner search, as ``GridSearchCV(...).fit(...).cv_results_`` on its training set:
+
+    >>> res.cv_results(outer=0)["mean_test_score"].round(3)
+    array([0.921, 0.96 , 0.95 ])
+
+    Each sample's prediction by the fold that tested it, as ``cross_val_predict``:
+
+    >>> print(res.predictions.shape, (res.predictions == y).mean().round(3))
+    (150,) 0.967
     """
 
     def __init__(self, workdir: Path, doc: dict, arrays: dict[str, np.ndarray], experiment: ExperimentDoc) -> None:

@@ -64,6 +64,10 @@ def test_the_main_entry_points_have_examples():
         assert name in WITH_EXAMPLES, f"{name}: its docstring needs an Examples section"
 
 
+def test_every_public_name_has_an_example():
+    assert sorted(set(PUBLIC) - set(WITH_EXAMPLES)) == [], "these docstrings need an Examples section"
+
+
 @pytest.mark.parametrize("name", sorted(WITH_EXAMPLES))
 def test_docstring_examples_run(name, scratch):
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=FLAGS)

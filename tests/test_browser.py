@@ -45,9 +45,9 @@ def _chromium_executable():
     return shutil.which("chromium") or pytest.fail("apt-get installed chromium, but no `chromium` on PATH")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium, one for the session."""
+    """Headless Chromium, for this module: Playwright's event loop is gone before other modules run."""
     if os.environ.get("MEMPAMAL_TEST_BROWSER") == "0":
         pytest.skip("MEMPAMAL_TEST_BROWSER=0: browser tests turned off")
     try:
@@ -90,7 +90,7 @@ def site(tmp_path_factory):
     return html
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def served_site(site):
     """The site over HTTP on loopback (a server's view: absolute paths and the search page's requests)."""
     handler = partial(_QuietHandler, directory=str(site))

@@ -44,7 +44,9 @@ setup(
                  "matplotlib>=3.6", "pandas>=1.5", "pyarrow>=12", "imbalanced-learn>=0.12"],
         "test": ["pytest>=7", "dask[distributed]>=2023.1", "matplotlib>=3.6", "pandas>=1.5", "pyarrow>=12", "nbclient>=0.7",
                  "nbformat>=5.7", "ipykernel>=6", "ipywidgets>=8", "imbalanced-learn>=0.12",
-                 "dask-jobqueue>=0.8", "paramiko>=2.9"],
+                 "dask-jobqueue>=0.8", "paramiko>=2.9",
+                 # The browser tests drive Debian's chromium (no browser download): tests/test_browser.py.
+                 "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["mempamal = mempamal.cli:main"]},
     classifiers=[

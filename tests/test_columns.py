@@ -252,3 +252,23 @@ def test_failed_fit_falls_back_to_blocks_with_shared_fits():
                                              {"r2": get_scorer("r2")})
     assert np.isfinite(tables["r2"][0]).all() and np.isnan(tables["r2"][1]).all()
     assert n_failed.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("n, p, collinear, fit_intercept", [(60, 20, 0.0, True), (40, 120, 0.0, True),
+                                                            (60, 20, 0.999, True), (40, 120, 0.999, True),
+                                                            (40, 120, 0.999, False)])
+def test_ridge_path_predicts_as_ridge(n, p, collinear, fit_intercept):
+    """Nearly collinear features make A ill-conditioned for small alphas: the path then forms the
+    coefficients first, as Ridge does, and stays within 1e-9 of its predictions."""
+    from mempamal.tasks.shared_fits import RidgePath
+
+    rng = np.random.RandomState(0)
+    Z = rng.randn(n + 20, p)
+    X = StandardScaler().fit_transform(collinear * Z[:, :1] + (1 - collinear) * Z)
+    Y = rng.randn(n + 20, 5)
+    path = RidgePath(X[:n], Y[:n], X[n:], fit_intercept)
+    for alpha in np.logspace(-2, 4, 7):
+        expected = Ridge(alpha=alpha, fit_intercept=fit_intercept).fit(X[:n], Y[:n]).predict(X[n:])
+        np.testing.assert_allclose(path.predict(alpha), expected, rtol=0, atol=1e-9 * np.abs(expected).max())
+        np.testing.assert_allclose(path.predict(alpha, np.array([3, 1])), expected[:, [3, 1]], rtol=0,
+                                   atol=1e-9 * np.abs(expected).max())

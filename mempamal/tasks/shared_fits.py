@@ -30,6 +30,9 @@ from .pipeline_cache import _deterministic, reuse_plan
 
 # Ridge parameters that do not change a dense Cholesky solution (the solver's iterations, its seed, the copy).
 _RIDGE_INERT = {"alpha", "copy_X", "max_iter", "tol", "random_state"}
+# Reciprocal condition number above which the path solves for the test rows (see RidgePath.predict):
+# its rounding then differs from sklearn's by about 1e-11 at most.
+_RCOND_REGROUP = 1e-5
 
 
 def shared_predictions(estimator, candidates: list[dict], X_train, Y_train: np.ndarray, X_test,
@@ -139,6 +142,7 @@ class RidgePath:
     """
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, X_test: np.ndarray, fit_intercept: bool) -> None:
+        self.centred = fit_intercept
         if fit_intercept:  # as sklearn.linear_model._base._preprocess_data on dense X without weights
             X_offset = X.mean(axis=0)
             X, X_test = X - X_offset, X_test - X_offset
@@ -147,7 +151,8 @@ class RidgePath:
         else:
             self.y_offset = np.zeros(Y.shape[1])
         self.kernel = X.shape[1] > X.shape[0]  # the choice of sklearn's cholesky solver
-        if self.kernel:
+        self.X, self.X_test = X, X_test
+        if self.kernel:  # Ridge solves for the dual coefficients, then forms coef = X^T dual
             self.gram, self.rhs, self.test = X @ X.T, Y, X_test @ X.T
         else:
             self.gram, self.rhs, self.test = X.T @ X, X.T @ Y, X_test
@@ -179,9 +184,35 @@ class RidgePath:
                                                                          self.y_offset[columns])
         A = self.gram.copy()
         A.flat[::A.shape[0] + 1] += alpha
-        # LAPACK's posv, which scipy.linalg.solve(assume_a="pos") calls in Ridge (the same numbers), without
-        # its condition estimate. Not positive definite: the caller's plain fit does what sklearn does.
-        _, solution, info = lapack.dposv(A, rhs, overwrite_a=True)
+        # LAPACK's posv (potrf then potrs), which scipy.linalg.solve(assume_a="pos") calls in Ridge. Not
+        # positive definite: the caller's plain fit does what sklearn does.
+        rcond = self._rcond(A)
+        factor, info = lapack.dpotrf(A, overwrite_a=True)
         if info != 0:
-            raise LinAlgError(f"dposv: info={info}")
-        return self.test @ solution + offset
+            raise LinAlgError(f"dpotrf: info={info}")
+        if rcond >= _RCOND_REGROUP:
+            # test A^-1 rhs with A^-1 applied to the n_test test rows instead of the k columns: the same
+            # product grouped the other way (in the dual, without forming coef), whose rounding differs
+            # by about eps / rcond.
+            solution, info = lapack.dpotrs(factor, self.test.T)
+            predictions = solution.T @ rhs
+        else:  # ill-conditioned: sklearn's grouping, the coefficients first
+            solution, info = lapack.dpotrs(factor, rhs)
+            predictions = self.X_test @ (self.X.T @ solution) if self.kernel else self.X_test @ solution
+        if info != 0:
+            raise LinAlgError(f"dpotrs: info={info}")
+        return predictions + offset
+
+    def _rcond(self, A: np.ndarray) -> float:
+        """A's reciprocal condition number on the vectors the predictions involve.
+
+        With an intercept, the dual Gram matrix of centred X has the constant vector in its null space:
+        A's eigenvalue there is alpha alone, but the test rows and the columns of Y are orthogonal to
+        it. Adding a multiple of the constant matrix changes only that eigenvalue.
+        """
+        from scipy.linalg import lapack
+
+        if self.kernel and self.centred:
+            A = A + np.trace(A) / A.shape[0] ** 2
+        factor, info = lapack.dpotrf(A)
+        return lapack.dpocon(factor, np.abs(A).sum(axis=0).max())[0] if info == 0 else 0.0

@@ -14,7 +14,7 @@ from .experiment.encoding import DecodingError
 from .model_selection.cache import cache_command
 from .export import EXPORTERS, export
 from .results.report import write_report
-from .results.results import load_results
+from .results.loading import load_results
 from .running import run
 from .submission import attach, run_detached_process, submit
 from .tasks import run_batch, run_task

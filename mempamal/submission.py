@@ -21,7 +21,8 @@ from pathlib import Path
 from .backends import create_backend, get_backend
 from .backends.base import DONE, FAILED, NOT_RUN, RunReport, TaskOutcome, WorkflowError
 from .backends.progress import Progress
-from .results.results import Results, load_results
+from .results.loading import load_results
+from .results.results import Results
 from .running import prepare, run
 from .workdir.files import read_json, write_json
 from .workdir.layout import RUNNING_DIR, SUBMISSION, SUBMISSION_LOG, SUBMISSION_REPORT

@@ -9,7 +9,7 @@ time and lays out the same results.json and results.npz as the per-analysis task
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -56,24 +56,33 @@ def gather_stacked(ctx: Context) -> tuple[list[list[tuple[dict, dict]]], dict[st
     (for :func:`mempamal.tasks.gather.target_part`), and the permutation scores per metric,
     (n_targets, n_permutations, n_outer); reads one task's output at a time."""
     doc = ctx.doc
-    n_outer, n_perm, metrics = doc.n_outer, doc.n_permutations, list(doc.scoring)
     y_1d = not doc.per_target and ctx.data()[1].ndim == 1
-    perm = {m: np.full((len(doc.targets), n_perm, n_outer), np.nan) for m in metrics} if n_perm else None
-    folds: list[list[Any]] = [[None] * n_outer for _ in doc.targets]
+    return stacked_outputs(doc, ctx.read_output, y_1d, range(doc.n_outer), range(len(doc.column_chunks)))
+
+
+def stacked_outputs(doc: ExperimentDoc, read: Callable[[TaskId], tuple[dict, dict]], y_1d: bool,
+                    outer_folds: Sequence[int], chunks: Sequence[int]
+                    ) -> tuple[list[list[Any]], dict[str, np.ndarray] | None]:
+    """What :func:`gather_stacked` returns, from the outputs of ``chunks`` on ``outer_folds`` only
+    (partial results read those done so far): fold k is ``outer_folds[k]``; the folds of an analysis
+    in no chunk read are None, its permutation scores NaN."""
+    n_perm, metrics = doc.n_permutations, list(doc.scoring)
+    perm = {m: np.full((len(doc.targets), n_perm, len(outer_folds)), np.nan) for m in metrics} if n_perm else None
+    folds: list[list[Any]] = [[None] * len(outer_folds) for _ in doc.targets]
     everything = analyses(doc)
-    for c in range(len(doc.column_chunks)):
-        for o in range(n_outer):
-            meta, arrays = ctx.read_output(TaskId("columns", outer=o, chunk=c))
+    for c in chunks:
+        for k_o, o in enumerate(outer_folds):
+            meta, arrays = read(TaskId("columns", outer=o, chunk=c))
             start, stop = meta["analyses"]
             seen = 0
             for k, (t, p) in enumerate(everything[start:stop]):
                 j = 0 if t is None else t
                 if p == -1:
-                    folds[j][o] = _fold_of(doc, meta, arrays, k, seen, y_1d)
+                    folds[j][k_o] = _fold_of(doc, meta, arrays, k, seen, y_1d)
                     seen += 1
                 else:
                     for m in metrics:
-                        perm[m][j, p, o] = arrays[f"test_{m}"][k]
+                        perm[m][j, p, k_o] = arrays[f"test_{m}"][k]
     return folds, perm
 
 

@@ -85,7 +85,10 @@ def _groups(estimator, candidates: list[dict]) -> list[list[int]] | None:
     for n, keys in enumerate(plan):
         groups.setdefault(keys[-1], []).append(n)
     for indices in groups.values():
-        pipe = clone(estimator).set_params(**candidates[indices[0]])
+        try:
+            pipe = clone(estimator).set_params(**candidates[indices[0]])
+        except Exception:  # an invalid setting: each candidate's own fit reports it
+            return None
         if not all(_deterministic(step) for _, step in pipe.steps[:-1]):
             return None  # each candidate's own fit of that step would differ
     return list(groups.values()) if len(groups) < len(candidates) else None
@@ -98,9 +101,9 @@ def _predict_groups(estimator, candidates, groups, X_train, Y_train, X_test, col
     fitted_y = Y_train[:, 0] if Y_train.shape[1] == 1 else Y_train  # what a Pipeline's steps are given
     for indices in groups:
         start = time.perf_counter()
-        models = [clone(estimator).set_params(**candidates[c]) for c in indices]
-        finals = [m.steps[-1][1] if type(m) is Pipeline else m for m in models]
         try:
+            models = [clone(estimator).set_params(**candidates[c]) for c in indices]
+            finals = [m.steps[-1][1] if type(m) is Pipeline else m for m in models]
             Xt_train, Xt_test = X_train, X_test
             if type(models[0]) is Pipeline and len(models[0].steps) > 1:
                 prefix = models[0][:-1]

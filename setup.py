@@ -37,8 +37,9 @@ setup(
         "notebook": ["ipywidgets>=8", "matplotlib>=3.6", "pandas>=1.5"],
         # DataFrames as X (kept as DataFrames, stored as Arrow IPC files).
         "tabular": ["pandas>=1.5", "pyarrow>=12"],
-        # Reference tools the benchmarks compare against (benchmarks/columns.py: himalaya's RidgeCV).
-        "benchmark": ["himalaya>=0.4"],
+        # Reference tools the benchmarks compare against (benchmarks/columns.py: himalaya's RidgeCV), and psutil for
+        # its peak memory.
+        "benchmark": ["himalaya>=0.4", "psutil>=5"],
         # The documentation: python -m sphinx -W --keep-going -b html docs docs/_build/html
         "docs": ["sphinx>=7", "pydata-sphinx-theme>=0.15", "numpydoc>=1.6", "sphinx-gallery>=0.16",
                  "matplotlib>=3.6", "pandas>=1.5", "pyarrow>=12", "imbalanced-learn>=0.12"],

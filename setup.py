@@ -37,14 +37,17 @@ setup(
         "notebook": ["ipywidgets>=8", "matplotlib>=3.6", "pandas>=1.5"],
         # DataFrames as X (kept as DataFrames, stored as Arrow IPC files).
         "tabular": ["pandas>=1.5", "pyarrow>=12"],
-        # Reference tools the benchmarks compare against (benchmarks/columns.py: himalaya's RidgeCV).
-        "benchmark": ["himalaya>=0.4"],
+        # Reference tools the benchmarks compare against (benchmarks/columns.py: himalaya's RidgeCV), and psutil for
+        # its peak memory.
+        "benchmark": ["himalaya>=0.4", "psutil>=5"],
         # The documentation: python -m sphinx -W --keep-going -b html docs docs/_build/html
         "docs": ["sphinx>=7", "pydata-sphinx-theme>=0.15", "numpydoc>=1.6", "sphinx-gallery>=0.16",
                  "matplotlib>=3.6", "pandas>=1.5", "pyarrow>=12", "imbalanced-learn>=0.12"],
         "test": ["pytest>=7", "dask[distributed]>=2023.1", "matplotlib>=3.6", "pandas>=1.5", "pyarrow>=12", "nbclient>=0.7",
                  "nbformat>=5.7", "ipykernel>=6", "ipywidgets>=8", "imbalanced-learn>=0.12",
-                 "dask-jobqueue>=0.8", "paramiko>=2.9"],
+                 "dask-jobqueue>=0.8", "paramiko>=2.9",
+                 # The browser tests drive Debian's chromium (no browser download): tests/test_browser.py.
+                 "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["mempamal = mempamal.cli:main"]},
     classifiers=[

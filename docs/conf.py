@@ -103,6 +103,9 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_memory": False,
+    # Its sg_execution_times pages load jQuery and DataTables from CDNs: broken offline (uncaught
+    # exception), and linked from nowhere; the build's log still gives each example's time.
+    "write_computation_times": False,
 }
 
 # -- Figures drawn by the build (the benchmark plot) -------------------------------------------------
@@ -122,6 +125,8 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_sidebars = {"index": [], "changelog": []}
+# Without it, a first visit (empty localStorage) logs a console error: "Got invalid theme mode: ."
+html_context = {"default_mode": "auto"}
 html_show_sourcelink = False
 
 # The examples run tasks in worker processes; their progress bars and warnings are noise here.

@@ -14,7 +14,7 @@ from .experiment.encoding import DecodingError
 from .model_selection.cache import cache_command
 from .export import EXPORTERS, export
 from .results.report import write_report
-from .results.results import load_results
+from .results.loading import load_results
 from .running import run
 from .submission import attach, run_detached_process, submit
 from .tasks import run_batch, run_task
@@ -79,6 +79,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="the interpreter written into the task commands (default: this one); set it when "
                         "the cluster's nodes see Python elsewhere")
 
+    _add_inspection_commands(commands)
+    _add_result_commands(commands)
+    task_parser(commands.add_parser(
+        "task", help="run one task of a workflow (the commands in workflow.json)"))
+    return parser
+
+
+def _add_inspection_commands(commands) -> None:
+    """``mempamal status``, ``verify`` and ``trust``: what a workdir holds and whether to run it."""
     p = commands.add_parser(
         "status", help="count done / running / pending / failed / lost tasks",
         description="Count the tasks of WORKDIR that are done, running, pending, failed or lost (their process "
@@ -108,11 +117,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("workdir", help="a directory written by Experiment.write or `mempamal generate`")
     p.add_argument("--yes", action="store_true",
                    help="sign without asking (needed when stdin is not a terminal); review the listing first")
-
-    _add_result_commands(commands)
-    task_parser(commands.add_parser(
-        "task", help="run one task of a workflow (the commands in workflow.json)"))
-    return parser
 
 
 def _add_result_commands(commands) -> None:

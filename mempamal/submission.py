@@ -21,7 +21,8 @@ from pathlib import Path
 from .backends import create_backend, get_backend
 from .backends.base import DONE, FAILED, NOT_RUN, RunReport, TaskOutcome, WorkflowError
 from .backends.progress import Progress
-from .results.results import Results, load_results
+from .results.loading import load_results
+from .results.results import Results
 from .running import prepare, run
 from .workdir.files import read_json, write_json
 from .workdir.layout import RUNNING_DIR, SUBMISSION, SUBMISSION_LOG, SUBMISSION_REPORT
@@ -249,6 +250,24 @@ def submit(workdir: str | os.PathLike, backend: str = "local", *, resume: bool =
     ValueError
         For an option the back-end does not take, a back-end that cannot run detached (with the
         reason), or an option that a background process cannot be given (not JSON).
+
+    See Also
+    --------
+    attach : Find the submission again, from another process.
+    mempamal.run : Run and wait in this process.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment, submit
+    >>> X, y = load_iris(return_X_y=True)
+    >>> workdir = Experiment(LogisticRegression(), cv=3).write(X, y, "runs/submitted")
+    >>> submission = submit(workdir, n_jobs=2)  # returns at once: the run goes on in the background
+    >>> print(submission.wait(progress=False).summary())
+    4 tasks: 4 done, 0 failed, 0 not run, 0 skipped (already complete)
+    >>> submission.results().test_scores["score"]
+    array([0.98, 0.96, 0.98])
     """
     workdir = Path(workdir).resolve()
     executor = create_backend(backend, **options)
@@ -318,6 +337,31 @@ def attach(workdir: str | os.PathLike, *, missing_ok: bool = False) -> Submissio
     ------
     FileNotFoundError
         When no run was submitted for ``workdir`` (unless ``missing_ok``: None).
+
+    See Also
+    --------
+    submit : Hand a run over.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment, attach, submit
+    >>> X, y = load_iris(return_X_y=True)
+    >>> workdir = Experiment(LogisticRegression(), cv=3).write(X, y, "runs/submitted")
+    >>> _ = submit(workdir)
+
+    Later, from another process or notebook kernel, from the workdir alone:
+
+    >>> submission = attach("runs/submitted")
+    >>> submission.backend
+    'local'
+    >>> print(submission.wait(progress=False).summary())
+    4 tasks: 4 done, 0 failed, 0 not run, 0 skipped (already complete)
+    >>> print(attach("runs/submitted").describe())
+    submitted to local: process host ...; ended
+    >>> attach("runs/never-submitted", missing_ok=True) is None
+    True
     """
     workdir = Path(workdir).resolve()
     path = workdir / SUBMISSION

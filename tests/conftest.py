@@ -24,6 +24,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "remote: needs the loopback remote cluster (sshd, a cluster account, "
                                        "Soma-Workflow's server) started by the test session (root and apt-get; "
                                        "select with -m remote)")
+    config.addinivalue_line("markers", "browser: opens the built documentation and a report in headless "
+                                       "Chromium (installed with apt-get when missing; select with -m browser)")
 
 
 def pytest_unconfigure(config):

@@ -212,3 +212,63 @@ def test_columns_per_chunk():
     small = columns_per_chunk(500, 1000, 20020, 1, budget=5e7, min_chunks=2)
     assert 1 <= small < 20020 and 8 * small * (3 * 500 + 2 * 1000) <= 5e7
     assert columns_per_chunk(10, 10, 5, 3) == 5
+
+
+@pytest.mark.parametrize("n, p, fit_intercept", [(40, 60, True), (40, 60, False), (60, 8, False)])
+def test_ridge_path_matches_sklearn(n, p, fit_intercept):
+    """The alphas of a Ridge grid solved from one Gram matrix per split (mempamal.tasks.shared_fits):
+    the dual form when features outnumber samples, the primal otherwise, as Ridge's cholesky solver."""
+    X, Y = _data(n=n, p=p, q=2)
+    pipe = make_pipeline(StandardScaler(), Ridge(fit_intercept=fit_intercept))
+    _run_per_target(pipe, {"ridge__alpha": np.logspace(-2, 3, 4)}, X, Y, OUTER, INNER, n_permutations=2)
+
+
+def test_shared_fits_fit_leading_steps_once_per_split():
+    import counting_steps
+    from mempamal.tasks import shared_fits
+
+    X, Y = _data(q=2)
+    pipe = make_pipeline(counting_steps.CountingScaler(), Ridge())
+    candidates = [{"ridge__alpha": a} for a in (0.1, 1.0, 10.0)]
+    splits = [(np.arange(20, 60), np.arange(20)), (np.arange(40), np.arange(40, 60))]
+    counting_steps.FITS.clear()
+    tables, _, _ = columns.search(pipe, candidates, X, Y, splits, {"r2": get_scorer("r2")})
+    assert len(counting_steps.FITS) == len(splits)  # not once per candidate
+    for c, params in enumerate(candidates):
+        for i, (train, test) in enumerate(splits):
+            for t in range(2):
+                single = make_pipeline(StandardScaler(), Ridge()).set_params(**params).fit(X[train], Y[train, t])
+                np.testing.assert_allclose(tables["r2"][t, c, i], single.score(X[test], Y[test, t]), **TOL)
+    assert shared_fits.shared_predictions(pipe, candidates[:1], X, Y, X) is None  # one candidate: nothing shared
+
+
+def test_failed_fit_falls_back_to_blocks_with_shared_fits():
+    """A non-finite column is left to Ridge's own fit (which refuses it): it fails alone, as in its analysis."""
+    X, Y = _data(q=2)
+    Y[:, 1] = np.inf
+    train, test = np.arange(40), np.arange(40, 60)
+    with pytest.warns(UserWarning, match="a fit failed"):
+        tables, n_failed, _ = columns.search(Ridge(), [{"alpha": 1.0}, {"alpha": 10.0}], X, Y, [(train, test)],
+                                             {"r2": get_scorer("r2")})
+    assert np.isfinite(tables["r2"][0]).all() and np.isnan(tables["r2"][1]).all()
+    assert n_failed.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("n, p, collinear, fit_intercept", [(60, 20, 0.0, True), (40, 120, 0.0, True),
+                                                            (60, 20, 0.999, True), (40, 120, 0.999, True),
+                                                            (40, 120, 0.999, False)])
+def test_ridge_path_predicts_as_ridge(n, p, collinear, fit_intercept):
+    """Nearly collinear features make A ill-conditioned for small alphas: the path then forms the
+    coefficients first, as Ridge does, and stays within 1e-9 of its predictions."""
+    from mempamal.tasks.shared_fits import RidgePath
+
+    rng = np.random.RandomState(0)
+    Z = rng.randn(n + 20, p)
+    X = StandardScaler().fit_transform(collinear * Z[:, :1] + (1 - collinear) * Z)
+    Y = rng.randn(n + 20, 5)
+    path = RidgePath(X[:n], Y[:n], X[n:], fit_intercept)
+    for alpha in np.logspace(-2, 4, 7):
+        expected = Ridge(alpha=alpha, fit_intercept=fit_intercept).fit(X[:n], Y[:n]).predict(X[n:])
+        np.testing.assert_allclose(path.predict(alpha), expected, rtol=0, atol=1e-9 * np.abs(expected).max())
+        np.testing.assert_allclose(path.predict(alpha, np.array([3, 1])), expected[:, [3, 1]], rtol=0,
+                                   atol=1e-9 * np.abs(expected).max())

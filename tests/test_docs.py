@@ -2,7 +2,10 @@
 doctest blocks of docs/*.rst, each in a scratch directory (their workdirs are relative)."""
 import doctest
 import importlib
+import os
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -37,15 +40,32 @@ RST_WITH_DOCTESTS = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.rst")
 
 @pytest.fixture
 def scratch(tmp_path, monkeypatch):
+    """A scratch directory, and what an example may change restored after it (it sets the signing key's
+    or the cache's variable, puts its own modules on sys.path, registers a back-end or an export format)."""
+    from mempamal import backends, export
+    from mempamal.workdir.trust import KEY_ENV
+
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEMPAMAL_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path
+    monkeypatch.setenv(KEY_ENV, os.environ[KEY_ENV])  # set by conftest.py: restored if an example changes it
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # an example's mkdtemp() is removed with the rest
+    registries = [(backends._BACKENDS, dict(backends._BACKENDS)), (export.EXPORTERS, dict(export.EXPORTERS))]
+    with warnings.catch_warnings():
+        yield tmp_path
+    for registry, saved in registries:  # in place: other modules hold these dicts
+        registry.clear()
+        registry.update(saved)
 
 
 def test_the_main_entry_points_have_examples():
     for name in ["mempamal.Experiment", "mempamal.run", "mempamal.load_results",
                  "mempamal.model_selection.cross_validate", "mempamal.model_selection.permutation_test_score"]:
         assert name in WITH_EXAMPLES, f"{name}: its docstring needs an Examples section"
+
+
+def test_every_public_name_has_an_example():
+    assert sorted(set(PUBLIC) - set(WITH_EXAMPLES)) == [], "these docstrings need an Examples section"
 
 
 @pytest.mark.parametrize("name", sorted(WITH_EXAMPLES))
@@ -63,7 +83,10 @@ def test_user_guide_doctests_run(page, scratch):
 
 
 def test_there_are_user_guide_doctests():
-    assert "getting_started.rst" in RST_WITH_DOCTESTS
+    pages = ["getting_started.rst"] + [f"user_guide/{name}.rst" for name in
+                                       ["experiment", "permutations", "results", "stacking", "tabular", "workdir",
+                                        "reliability"]]
+    assert sorted(set(pages) - set(RST_WITH_DOCTESTS)) == [], "these pages lost their doctest blocks"
 
 
 def test_readme_is_short_and_its_links_resolve():

@@ -122,14 +122,39 @@ def test_targets_apart_use_the_folds_done_for_every_target(tmp_path):
     assert res.partial and res.outer_folds == [1] and res.test_scores["r2"].shape == (2, 1)
 
 
-def test_stacked_columns_say_partial_results_are_not_available(tmp_path):
+def test_stacked_columns_partial_results_equal_the_full_results(tmp_path):
+    """Columns tasks done so far: the outer folds done for every chunk, the permutations whose chunks are
+    done on every outer fold; each equal to the complete run's."""
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import KFold
 
     rng = np.random.RandomState(0)
     X, Y = rng.randn(40, 3), rng.randn(40, 2)
     workdir = tmp_path / "run"
-    Experiment(Ridge(), cv=KFold(2), param_grid={"alpha": [0.1, 1.0]}, inner_cv=KFold(2), scoring="r2",
-               per_target=True, stack_columns=True).write(X, Y, workdir)
-    with pytest.raises(ValueError, match="partial results of stacked columns are not available yet"):
-        load_results(workdir, partial=True)
+    Experiment(Ridge(), cv=KFold(3), param_grid={"alpha": [0.1, 1.0]}, inner_cv=KFold(2), scoring="r2",
+               per_target=True, n_permutations=600, stack_columns=True).write(X, Y, workdir)
+    workflow = load_workflow(workdir)
+    chunks = sorted({t.id.chunk for t in workflow.tasks if t.stage == "columns"})
+    assert len(chunks) >= 2  # 1,202 analyses: more than one chunk of at least 500 columns
+    run_some(workdir, workflow, lambda t: t.stage == "columns" and (t.id.chunk == 0 or t.id.outer == 1))
+    res = load_results(workdir, partial=True)
+    assert res.partial and res.outer_folds == [1]
+    # Chunk 0 (target 0's analyses) is done on every fold, target 1's are not: no permutation is done for both.
+    assert _chunk_bounds(workdir, 0) == (0, 601) and res.permutation_scores["r2"].shape == (2, 0)
+    run_some(workdir, workflow, lambda t: t.stage == "columns" and not (t.id.chunk == 0 or t.id.outer == 1))
+    complete = load_results(workdir, partial=True)
+    assert complete.partial and complete.outer_folds == [0, 1, 2]
+    run_some(workdir, workflow, lambda t: t.stage == "gather")
+    done = load_results(workdir)
+    np.testing.assert_array_equal(res.test_scores["r2"][:, 0], done.test_scores["r2"][:, 1])
+    assert [v.best_params[0] for v in res.targets] == [v.best_params[1] for v in done.targets]
+    for name in ("test_scores", "permutation_scores", "pvalues", "pvalues_fwer"):
+        np.testing.assert_array_equal(getattr(complete, name)["r2"], getattr(done, name)["r2"])
+    np.testing.assert_array_equal(complete.predictions, done.predictions)
+
+
+def _chunk_bounds(workdir, chunk):
+    from mempamal.workdir.paths import Workdir
+
+    members = Workdir.of(workdir).read_experiment().column_chunks[chunk]
+    return members.start, members.stop

@@ -61,9 +61,9 @@ def test_user_registration():
             return self
 
     pipe = make_pipeline(MyScaler(), MyRegressor())
-    assert "register_y_ignoring(MyScaler)" in blocking_step(pipe)
+    assert "mempamal.experiment.stacking.register_y_ignoring(MyScaler)" in blocking_step(pipe)
     stacking.register_y_ignoring(MyScaler)
-    assert "register_column_separable(MyRegressor)" in blocking_step(pipe)
+    assert "mempamal.experiment.stacking.register_column_separable(MyRegressor)" in blocking_step(pipe)
     stacking.register_column_separable(MyRegressor)
     assert blocking_step(pipe) is None
     with pytest.raises(TypeError, match="expected a class"):

@@ -31,6 +31,24 @@ def register_backend(name: str, path: str) -> None:
     path : str
         ``"module:Class"``, a :class:`Backend` subclass imported when first used;
         its ``options`` become flags of ``mempamal run``.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is not ``"module:Class"``.
+
+    See Also
+    --------
+    Backend : What the class implements (its example registers and runs one).
+
+    Examples
+    --------
+    The module is imported only when the back-end is first used:
+
+    >>> from mempamal.backends import available_backends, register_backend
+    >>> register_backend("my-cluster", "my_package.backends:MyCluster")
+    >>> "my-cluster" in available_backends()
+    True
     """
     module, colon, cls = path.partition(":")
     if not colon or not module or not cls:
@@ -44,7 +62,13 @@ def available_backends() -> list[str]:
     Returns
     -------
     names : list of str
-        ``"dask"``, ``"local"``, ``"soma-workflow"`` and those :func:`register_backend` added.
+        ``"dask"``, ``"local"``, ``"slurm"``, ``"soma-workflow"`` and those :func:`register_backend` added.
+
+    Examples
+    --------
+    >>> from mempamal.backends import available_backends
+    >>> available_backends()
+    ['dask', 'local', 'slurm', 'soma-workflow']
     """
     return sorted(_BACKENDS)
 
@@ -66,6 +90,17 @@ def get_backend(name: str) -> type[Backend]:
     ------
     ValueError
         For an unknown name, naming the registered ones.
+
+    Examples
+    --------
+    >>> from mempamal.backends import Backend, get_backend
+    >>> local = get_backend("local")
+    >>> issubclass(local, Backend), local.name
+    (True, 'local')
+    >>> get_backend("condor")
+    Traceback (most recent call last):
+    ...
+    ValueError: backend: unknown back-end 'condor'; choose one of ['dask', 'local', 'slurm', 'soma-workflow']
     """
     try:
         module, _, cls = _BACKENDS[name].partition(":")
@@ -94,6 +129,17 @@ def create_backend(name: str, **options) -> Backend:
     ValueError
         For an unknown back-end, or an option the back-end does not declare (named, with the
         ones it takes) before its constructor runs.
+
+    Examples
+    --------
+    >>> from mempamal.backends import create_backend
+    >>> backend = create_backend("local", n_jobs=2)
+    >>> backend.name
+    'local'
+    >>> create_backend("local", cores=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: backend 'local' has no option 'cores'; its options: n_jobs, threads_per_task
     """
     cls = get_backend(name)
     known = [o.name for o in cls.options]

@@ -29,6 +29,19 @@ class TaskOutcome:
         :data:`DONE`, :data:`FAILED` or :data:`NOT_RUN` (a str: ``"done"``, ``"failed"``, ``"not run"``).
     error : str, default=""
         The error of a failed task (the end of its traceback).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment, run
+    >>> X, y = load_iris(return_X_y=True)
+    >>> workdir = Experiment(LogisticRegression(), cv=3).write(X, y, "runs/iris")
+    >>> report = run(workdir, progress=False)
+    >>> report.outcomes["gather"]
+    TaskOutcome(status=<Status.DONE: 'done'>, error='')
+    >>> report.outcomes["gather"].status == "done"
+    True
     """
 
     status: Status
@@ -47,6 +60,28 @@ class RunReport:
         Each task the run executed, by name, and how it ended.
     skipped : list of str
         The tasks complete before the run (resumed), not executed again.
+
+    See Also
+    --------
+    mempamal.run : What returns it.
+    WorkflowError : What is raised instead when a task failed (its ``report``).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment, run
+    >>> X, y = load_iris(return_X_y=True)
+    >>> workdir = Experiment(LogisticRegression(), cv=3).write(X, y, "runs/iris")
+    >>> from mempamal.backends import DONE
+    >>> report = run(workdir, progress=False)
+    >>> print(report.summary())
+    4 tasks: 4 done, 0 failed, 0 not run, 0 skipped (already complete)
+    >>> sorted(report.names(DONE))
+    ['gather', 'refit-o0', 'refit-o1', 'refit-o2']
+    >>> report = run(workdir, progress=False)  # again: every task is complete
+    >>> report.outcomes, report.skipped
+    ({}, ['refit-o0', 'refit-o1', 'refit-o2', 'gather'])
     """
 
     workdir: Path
@@ -98,6 +133,21 @@ class Option:
         The constructor's default.
     cli : bool, default=True
         False for a Python-only option (an object, a dict, a secret): no flag.
+
+    Examples
+    --------
+    The options of the local back-end, which :func:`mempamal.run` takes as keywords and
+    ``mempamal run`` as ``--n-jobs`` and ``--threads-per-task``:
+
+    >>> from mempamal.backends import Option, get_backend
+    >>> [option.name for option in get_backend("local").options]
+    ['n_jobs', 'threads_per_task']
+
+    A back-end of yours declares its own (see :class:`Backend`):
+
+    >>> timeout = Option("timeout", float, "seconds a task may take (default: no limit)")
+    >>> timeout.default, timeout.cli
+    (None, True)
     """
 
     name: str
@@ -115,6 +165,63 @@ class Backend(abc.ABC):
     must call ``progress.update(status)`` once per task as it ends, and must
     return an outcome for every task given. They declare their constructor's
     keyword arguments in ``options``; "how many tasks at once" is ``n_jobs``.
+
+    See Also
+    --------
+    register_backend : Give a back-end a name that :func:`mempamal.run` takes.
+    mempamal.export.register_exporter : Write the workflow for another tool instead.
+
+    Examples
+    --------
+    A back-end that runs the tasks one after the other in this process, in a module of
+    yours (written here on the spot), registered by name and run:
+
+    >>> import sys
+    >>> from pathlib import Path
+    >>> _ = Path("my_backends.py").write_text('''
+    ... from mempamal.backends import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
+    ... from mempamal.tasks import run_task
+    ...
+    ... class OneByOne(Backend):
+    ...     name = "one-by-one"
+    ...     options = (Option("record", str, "a file listing the tasks as they start"),)
+    ...
+    ...     def __init__(self, record=None):
+    ...         self.record = record
+    ...
+    ...     def execute(self, workdir, workflow, tasks, progress):
+    ...         outcomes = {}
+    ...         for task in tasks:  # dependencies first
+    ...             if any(outcomes[d].status != DONE for d in task.dependencies if d in outcomes):
+    ...                 outcomes[task.name] = TaskOutcome(NOT_RUN)
+    ...             else:
+    ...                 if self.record:
+    ...                     with open(self.record, "a") as f:
+    ...                         print(task.name, file=f)
+    ...                 try:
+    ...                     run_task(workdir, task.id, task.log)  # what the task's command runs
+    ...                     outcomes[task.name] = TaskOutcome(DONE)
+    ...                 except Exception as e:
+    ...                     outcomes[task.name] = TaskOutcome(FAILED, f"{type(e).__name__}: {e}")
+    ...             progress.update(outcomes[task.name].status)
+    ...         return outcomes
+    ... ''')
+    >>> sys.path.insert(0, ".")
+    >>> from mempamal.backends import register_backend
+    >>> register_backend("one-by-one", "my_backends:OneByOne")
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment, run
+    >>> X, y = load_iris(return_X_y=True)
+    >>> workdir = Experiment(LogisticRegression(max_iter=1000), cv=3).write(X, y, "runs/iris")
+    >>> print(run(workdir, "one-by-one", record="started.txt", progress=False).summary())
+    4 tasks: 4 done, 0 failed, 0 not run, 0 skipped (already complete)
+    >>> print(Path("started.txt").read_text())
+    refit-o0
+    refit-o1
+    refit-o2
+    gather
+    <BLANKLINE>
     """
 
     name: str = ""

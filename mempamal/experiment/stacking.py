@@ -147,7 +147,8 @@ def blocking_step(estimator, where: str = "estimator") -> str | None:
     check = _SEPARABLE.get(_qualname(type(est)), False)
     if check is False:
         return (f"{name} ({type(est).__name__}) is not declared column-separable (fitting columns together may "
-                f"differ from fitting each); mempamal.register_column_separable({type(est).__name__}) if it is")
+                f"differ from fitting each); mempamal.experiment.stacking.register_column_separable("
+                f"{type(est).__name__}) if it is")
     return check(est) if check is not None else None
 
 
@@ -177,7 +178,7 @@ def _y_ignoring(step, name: str) -> str | None:
     if _qualname(type(step)) in _Y_IGNORING:
         return None
     return (f"{name} ({type(step).__name__}) may use y in fit (not declared y-ignoring); "
-            f"mempamal.register_y_ignoring({type(step).__name__}) if it does not")
+            f"mempamal.experiment.stacking.register_y_ignoring({type(step).__name__}) if it does not")
 
 
 def _is(obj, path: str) -> bool:

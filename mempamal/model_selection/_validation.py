@@ -163,6 +163,21 @@ def cross_val_predict(estimator, X, y=None, *, groups=None, cv=None, n_jobs=None
     -------
     predictions : ndarray of shape (n_samples,) or (n_samples, n_outputs)
         Each sample's prediction by the model of the fold that tested it.
+
+    See Also
+    --------
+    cross_validate : The scores instead.
+    mempamal.results.Results.predictions : The same from a workdir's results.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal.model_selection import cross_val_predict
+    >>> X, y = load_iris(return_X_y=True)
+    >>> predictions = cross_val_predict(LogisticRegression(), X, y, cv=3, workdir="runs/predict")
+    >>> print(predictions.shape, (predictions == y).mean().round(2))
+    (150,) 0.97
     """
     if method != "predict":
         raise ValueError(f"method={method!r}: mempamal stores the outer test predictions of predict() only; "

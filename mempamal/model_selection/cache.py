@@ -44,6 +44,19 @@ def cache_dir() -> Path:
     pathlib.Path
         ``$MEMPAMAL_CACHE_DIR`` when set, else the platform's cache directory followed by
         ``mempamal``.
+
+    See Also
+    --------
+    list_cache : What it holds.
+    clear_cache : Empty it.
+
+    Examples
+    --------
+    >>> import os
+    >>> from mempamal.model_selection import cache_dir
+    >>> os.environ["MEMPAMAL_CACHE_DIR"] = "/scratch/me/mempamal-cache"  # else ~/.cache/mempamal (Linux)
+    >>> print(cache_dir())
+    /scratch/me/mempamal-cache
     """
     override = os.environ.get(ENV)
     if override:
@@ -78,6 +91,19 @@ class CacheEntry:
         Its size on disk, in bytes.
     modified : float
         The last change of any of its files, in seconds since the epoch.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal.model_selection import cache_dir, cross_val_score, list_cache
+    >>> os.environ["MEMPAMAL_CACHE_DIR"] = tempfile.mkdtemp()  # an empty cache, for this example
+    >>> X, y = load_iris(return_X_y=True)
+    >>> scores = cross_val_score(LogisticRegression(), X, y, cv=3, progress=False)
+    >>> [entry] = list_cache()
+    >>> entry.path.parent == cache_dir(), entry.finished, entry.size > 0
+    (True, True, True)
     """
 
     path: Path
@@ -97,6 +123,25 @@ def list_cache() -> list[CacheEntry]:
     list of CacheEntry
         Each entry's path, the call that wrote it, its estimator, number of samples,
         whether it is finished, its size in bytes and when it last changed.
+
+    See Also
+    --------
+    clear_cache : Remove them.
+
+    Examples
+    --------
+    A call of :mod:`mempamal.model_selection` without ``workdir=`` writes its experiment
+    in the cache:
+
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal.model_selection import cross_val_score, list_cache
+    >>> os.environ["MEMPAMAL_CACHE_DIR"] = tempfile.mkdtemp()  # an empty cache, for this example
+    >>> X, y = load_iris(return_X_y=True)
+    >>> scores = cross_val_score(LogisticRegression(), X, y, cv=3, progress=False)
+    >>> [(entry.call, entry.estimator, entry.n_samples, entry.finished) for entry in list_cache()]
+    [('cross_val_score(estimator)', 'LogisticRegression()', 150, True)]
     """
     root = cache_dir()
     entries = []
@@ -124,6 +169,29 @@ def clear_cache() -> list[Path]:
     -------
     list of pathlib.Path
         The directories removed.
+
+    Warns
+    -----
+    UserWarning
+        For each entry kept because a run holds it.
+
+    See Also
+    --------
+    list_cache : What it would remove.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal.model_selection import clear_cache, cross_val_score, list_cache
+    >>> os.environ["MEMPAMAL_CACHE_DIR"] = tempfile.mkdtemp()  # an empty cache, for this example
+    >>> X, y = load_iris(return_X_y=True)
+    >>> scores = cross_val_score(LogisticRegression(), X, y, cv=3, progress=False)
+    >>> [entry.path for entry in list_cache()] == clear_cache()
+    True
+    >>> list_cache()
+    []
     """
     removed = []
     for entry in list_cache():

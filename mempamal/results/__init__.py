@@ -1,4 +1,5 @@
 """The results of a finished workdir: :func:`load_results`, tables, plots and the HTML report."""
-from .results import Results, load_results
+from .loading import load_results
+from .results import Results
 
 __all__ = ["Results", "load_results"]

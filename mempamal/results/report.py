@@ -9,7 +9,8 @@ from html import escape
 from pathlib import Path
 
 from ..workdir.files import atomic_open
-from .results import Results, load_results
+from .loading import load_results
+from .results import Results
 
 
 def write_report(workdir: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:

@@ -1,7 +1,6 @@
-"""The results of a finished workdir: load_results() and what it returns."""
+"""What :func:`~mempamal.results.load_results` returns: a finished (or partial) run's results."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from html import escape
 from typing import Any
@@ -9,12 +8,9 @@ from typing import Any
 import numpy as np
 
 from ..experiment.encoding import decode
-from ..workdir.files import load_arrays, read_json
 from ..workdir.document import ExperimentDoc
 from ..workdir.layout import target_prefix, unprefixed
-from ..workdir.paths import Workdir
 from ._optional import require
-from .partial import gather_partial, missing_tasks
 from .plots import plot_permutations, plot_results
 from .tables import Summary, _P, _stats, _format_params, _html_table, _json_value, _single_metric, _text_table
 
@@ -83,6 +79,39 @@ class Results:
     --------
     load_results : Read the results of a workdir.
     mempamal.run : Run a workdir's tasks.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mempamal import Experiment, load_results, run
+    >>> X, y = load_iris(return_X_y=True)
+    >>> exp = Experiment(LogisticRegression(), cv=3, param_grid={"C": [0.1, 1.0, 10.0]}, inner_cv=3,
+    ...                  scoring="accuracy")
+    >>> report = run(exp.write(X, y, "runs/iris"), n_jobs=2, progress=False)
+    >>> res = load_results("runs/iris")
+    >>> res
+    <Results of runs/iris: 3 outer folds, metrics ['accuracy']>
+    >>> print(res.summary())
+    metric      mean     std  median
+    accuracy  0.9667  0.0094  0.9600
+    <BLANKLINE>
+    outer fold  accuracy  best parameters
+             0    0.9800  C=1
+             1    0.9600  C=1
+             2    0.9600  C=10
+    >>> res.test_scores["accuracy"], res.best_params
+    (array([0.98, 0.96, 0.96]), [{'C': 1.0}, {'C': 1.0}, {'C': 10.0}])
+
+    Fold 0's inner search, as ``GridSearchCV(...).fit(...).cv_results_`` on its training set:
+
+    >>> res.cv_results(outer=0)["mean_test_score"].round(3)
+    array([0.921, 0.96 , 0.95 ])
+
+    Each sample's prediction by the fold that tested it, as ``cross_val_predict``:
+
+    >>> print(res.predictions.shape, (res.predictions == y).mean().round(3))
+    (150,) 0.967
     """
 
     def __init__(self, workdir: Path, doc: dict, arrays: dict[str, np.ndarray], experiment: ExperimentDoc) -> None:
@@ -410,63 +439,3 @@ class Results:
             f", {self.n_permutations} permutations" if self.n_permutations_total else "")
         kind = "Partial results" if self.partial else "Results"
         return f"<{kind} of {self.workdir}: {self.n_outer} outer folds, metrics {self.metrics}{extra}>"
-
-
-def load_results(workdir: str | os.PathLike, partial: bool = False) -> Results:
-    """Load the results of a workdir whose workflow has completed (or, with ``partial``, what it has so far).
-
-    Parameters
-    ----------
-    workdir : str or path
-        A directory written by :meth:`mempamal.Experiment.write` (or ``mempamal generate``)
-        and run to its end (:func:`mempamal.run`, ``mempamal run``, an export).
-    partial : bool, default=False
-        Before the workflow ends, give what the finished tasks allow, marked ``partial``: the outer
-        folds whose refit is done (scores, parameters, predictions) and the permutations done so far
-        with their p-values (NaN until every outer fold is done). Once it has ended: the results.
-
-    Returns
-    -------
-    results : Results
-        Its scores, selected parameters, inner searches, predictions and, with
-        permutations, p-values.
-
-    Raises
-    ------
-    FileNotFoundError
-        When the run has not finished (its final task has not written results.json), without
-        ``partial``: naming the tasks still missing.
-
-    See Also
-    --------
-    mempamal.Experiment : Write a workdir.
-    mempamal.run : Run its tasks.
-
-    Examples
-    --------
-    >>> from sklearn.datasets import load_iris
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from mempamal import Experiment, load_results, run
-    >>> X, y = load_iris(return_X_y=True)
-    >>> workdir = Experiment(LogisticRegression(), cv=3, scoring="accuracy").write(X, y, "runs/logit")
-    >>> report = run(workdir, n_jobs=2, progress=False)
-    >>> res = load_results("runs/logit")
-    >>> res.test_scores["accuracy"].round(2)
-    array([0.98, 0.96, 0.98])
-    """
-    paths = Workdir.of(workdir)
-    path = paths.results_json
-    if not path.exists():
-        if not paths.experiment_json.exists():
-            raise FileNotFoundError(f"{path}: no results yet, and no experiment here ({paths.experiment_json.name}); "
-                                    "write one first (Experiment.write or `mempamal generate`)")
-        experiment = paths.read_experiment()
-        if partial:
-            doc, arrays = gather_partial(paths.root, experiment)
-            return Results(paths.root, doc, arrays, experiment)
-        raise FileNotFoundError(f"{path}: no results yet: {missing_tasks(paths.root)}; run the workflow first "
-                                f"(mempamal.run or `mempamal run {workdir}`), or look at the folds done so far "
-                                "with load_results(..., partial=True) (`mempamal results --partial`)")
-    doc = read_json(path)
-    _, arrays = load_arrays(paths.results_npz)
-    return Results(paths.root, doc, arrays, paths.read_experiment())

@@ -26,6 +26,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from ..experiment.scoring import _estimator_score
+from .shared_fits import shared_predictions
 
 # scikit-learn's metrics with a multioutput="raw_values" option, by name (looked up in sklearn.metrics).
 RAW_VALUES_METRICS = ("r2_score", "explained_variance_score", "mean_squared_error", "root_mean_squared_error",
@@ -145,6 +146,21 @@ def _fit_predict_blocks(estimator, params, X_train, Y_train, X_test, block, fit_
     return predictions, errors
 
 
+def _candidate_predictions(estimator, candidates, X_train, Y_train, X_test, block, fit_params, error_score, where):
+    """(candidate, predictions, {block: error}, fit seconds) of every candidate on one split: the fits they
+    share made once (:mod:`mempamal.tasks.shared_fits`), each other one fitted on its own."""
+    shared = None if fit_params else shared_predictions(estimator, candidates, X_train, Y_train, X_test)
+    pending = ((c, None, 0.0) for c in range(len(candidates))) if shared is None else shared
+    for c, predictions, seconds in pending:
+        errors: dict = {}
+        if predictions is None:
+            start = time.perf_counter()
+            predictions, errors = _fit_predict_blocks(estimator, candidates[c], X_train, Y_train, X_test, block,
+                                                      fit_params, error_score, f"{where}candidate {c}")
+            seconds += time.perf_counter() - start
+        yield c, predictions, errors, seconds
+
+
 def _score_blocks(block_scorers: dict, Y_test, predictions, block, X_test, score_params, errors, error_score):
     """{metric: (n_blocks,) scores}; a block whose fit or scoring failed gets error_score (scored alone,
     so that one block's bad column does not fail the others')."""
@@ -209,16 +225,16 @@ def search(estimator, candidates: list[dict], X, Y: np.ndarray, splits: list, sc
     for i, (train, test) in enumerate(splits):
         X_train, X_test, Y_train, Y_test = _rows(X, train), _rows(X, test), Y[train], Y[test]
         fit_params, score_params = fold_params(train, test)
-        for c, params in enumerate(candidates):
+        for c, predictions, errors, seconds in _candidate_predictions(
+                estimator, candidates, X_train, Y_train, X_test, block, fit_params, error_score,
+                f"{where}inner {i}, "):
+            times["fit_time"][c, i] = seconds
             start = time.perf_counter()
-            predictions, errors = _fit_predict_blocks(estimator, params, X_train, Y_train, X_test, block, fit_params,
-                                                      error_score, f"{where}inner {i}, candidate {c}")
-            times["fit_time"][c, i] = time.perf_counter() - start
             n_failed[list(errors)] += 1
             for m, scores in _score_blocks(block_scorers, Y_test, predictions, block, X_test, score_params, errors,
                                            error_score).items():
                 tables[m][:, c, i] = scores
-            times["score_time"][c, i] = time.perf_counter() - start - times["fit_time"][c, i]
+            times["score_time"][c, i] = time.perf_counter() - start
     return tables, n_failed, times
 
 
@@ -242,13 +258,19 @@ def refit_and_test(estimator, candidates: list[dict] | None, best: np.ndarray, X
     """
     X_train, X_test, Y_train, Y_test = _rows(X, train), _rows(X, test), Y[train], Y[test]
     fit_params, score_params = fold_params(train, test)
+    selected = np.unique(best)
+    columns_of = [(np.flatnonzero(best == c)[:, None] * block + np.arange(block)).ravel() for c in selected]
+    shared = None
+    if candidates and not fit_params:
+        shared = shared_predictions(estimator, [candidates[c] for c in selected], X_train, Y_train, X_test,
+                                    columns=columns_of)
+    pending = ((n, None, 0.0) for n in range(len(selected))) if shared is None else shared
     predictions = None
-    for c in np.unique(best):
-        blocks = np.flatnonzero(best == c)
-        cols = (blocks[:, None] * block + np.arange(block)).ravel()
-        params = candidates[c] if candidates else {}
-        # As GridSearchCV's refit, a failure raises: there is no model to score.
-        part = _fit_predict(estimator, params, X_train, _as_fitted(Y_train[:, cols], block), X_test, fit_params)
+    for n, part, _ in pending:
+        cols = columns_of[n]
+        if part is None:  # as GridSearchCV's refit, a failure raises: there is no model to score
+            params = candidates[selected[n]] if candidates else {}
+            part = _fit_predict(estimator, params, X_train, _as_fitted(Y_train[:, cols], block), X_test, fit_params)
         if predictions is None:
             predictions = np.empty((_n_rows(X_test), Y.shape[1]), dtype=part.dtype)
         predictions[:, cols] = part

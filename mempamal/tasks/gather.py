@@ -99,7 +99,8 @@ def run_gather(ctx: Context, task_id: TaskId) -> None:
     arrays: dict[str, Any] = {}
     permutation_folds = None
     if doc.stacked:  # the columns tasks' outputs, one at a time, laid out as the refit tasks' would be
-        parts, permutation_folds = gather_stacked(ctx)
+        folds, permutation_folds = gather_stacked(ctx)
+        parts = [target_part(doc, target_folds) for target_folds in folds]
     else:
         parts = [_gather_target(ctx, t) for t in doc.targets]
     if doc.per_target:

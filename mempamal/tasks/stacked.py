@@ -9,7 +9,7 @@ time and lays out the same results.json and results.npz as the per-analysis task
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -51,72 +51,53 @@ def run_columns(ctx: Context, task_id: TaskId) -> None:
                                            "refit_time": result.times["refit_time"]}, **arrays)
 
 
-def gather_stacked(ctx: Context) -> tuple[list[tuple[dict, dict]], dict[str, np.ndarray] | None]:
-    """Each analysis's part of the results, as the per-analysis gather lays it out, and the permutation
-    scores per metric, (n_targets, n_permutations, n_outer); reads one task's output at a time."""
+def gather_stacked(ctx: Context) -> tuple[list[list[tuple[dict, dict]]], dict[str, np.ndarray] | None]:
+    """Each unpermuted analysis's outer folds as (meta, arrays) pairs shaped as the refit tasks' outputs
+    (for :func:`mempamal.tasks.gather.target_part`), and the permutation scores per metric,
+    (n_targets, n_permutations, n_outer); reads one task's output at a time."""
     doc = ctx.doc
-    n_outer, n_perm, metrics = doc.n_outer, doc.n_permutations, list(doc.scoring)
-    targets = doc.targets
     y_1d = not doc.per_target and ctx.data()[1].ndim == 1
-    test = {m: np.full((len(targets), n_outer), np.nan) for m in metrics}
-    perm = {m: np.full((len(targets), n_perm, n_outer), np.nan) for m in metrics} if n_perm else None
-    per_fold: list[list[dict]] = [[{} for _ in range(n_outer)] for _ in targets]
+    return stacked_outputs(doc, ctx.read_output, y_1d, range(doc.n_outer), range(len(doc.column_chunks)))
+
+
+def stacked_outputs(doc: ExperimentDoc, read: Callable[[TaskId], tuple[dict, dict]], y_1d: bool,
+                    outer_folds: Sequence[int], chunks: Sequence[int]
+                    ) -> tuple[list[list[Any]], dict[str, np.ndarray] | None]:
+    """What :func:`gather_stacked` returns, from the outputs of ``chunks`` on ``outer_folds`` only
+    (partial results read those done so far): fold k is ``outer_folds[k]``; the folds of an analysis
+    in no chunk read are None, its permutation scores NaN."""
+    n_perm, metrics = doc.n_permutations, list(doc.scoring)
+    perm = {m: np.full((len(doc.targets), n_perm, len(outer_folds)), np.nan) for m in metrics} if n_perm else None
+    folds: list[list[Any]] = [[None] * len(outer_folds) for _ in doc.targets]
     everything = analyses(doc)
-    for c in range(len(doc.column_chunks)):
-        for o in range(n_outer):
-            meta, arrays = ctx.read_output(TaskId("columns", outer=o, chunk=c))
+    for c in chunks:
+        for k_o, o in enumerate(outer_folds):
+            meta, arrays = read(TaskId("columns", outer=o, chunk=c))
             start, stop = meta["analyses"]
             seen = 0
             for k, (t, p) in enumerate(everything[start:stop]):
                 j = 0 if t is None else t
-                for m in metrics:
-                    if p == -1:
-                        test[m][j, o] = arrays[f"test_{m}"][k]
-                    else:
-                        perm[m][j, p, o] = arrays[f"test_{m}"][k]
                 if p == -1:
-                    per_fold[j][o] = _fold_of(doc, meta, arrays, k, seen, y_1d)
+                    folds[j][k_o] = _fold_of(doc, meta, arrays, k, seen, y_1d)
                     seen += 1
-    parts = [_part(doc, test, j, per_fold[j], metrics) for j in range(len(targets))]
-    return parts, perm
+                else:
+                    for m in metrics:
+                        perm[m][j, p, k_o] = arrays[f"test_{m}"][k]
+    return folds, perm
 
 
-def _fold_of(doc: ExperimentDoc, meta: dict, arrays: dict, k: int, seen: int, y_1d: bool) -> dict:
-    """One outer fold of one unpermuted analysis (the ``seen``-th of its chunk, ``k``-th analysis in it)."""
+def _fold_of(doc: ExperimentDoc, meta: dict, arrays: dict, k: int, seen: int, y_1d: bool) -> tuple[dict, dict]:
+    """One outer fold of one unpermuted analysis (the ``seen``-th of its chunk, ``k``-th analysis in it),
+    as its refit task would have written it."""
     block = doc.stacking["block"]
     predictions = arrays["test_predictions"][:, seen * block:(seen + 1) * block]
-    fold = {"best_index": int(arrays["best_index"][k]), "n_failed": int(arrays["n_failed"][k]),
-            "test_indices": arrays["test_indices"],
-            "test_predictions": predictions[:, 0] if (block == 1 and (doc.per_target or y_1d)) else predictions,
-            "fit_time": meta["refit_time"], "score_time": 0.0}
+    fold_meta: dict[str, Any] = {"test_scores": {m: encode(float(arrays[f"test_{m}"][k])) for m in doc.scoring},
+                                 "fit_time": meta["refit_time"], "score_time": 0.0}
+    if doc.with_search:
+        best = int(arrays["best_index"][k])
+        fold_meta.update(best_index=best, best_params=doc.candidates[best], n_failed_fits=int(arrays["n_failed"][k]))
+    fold = {"test_indices": arrays["test_indices"],
+            "test_predictions": predictions[:, 0] if (block == 1 and (doc.per_target or y_1d)) else predictions}
     fold.update({key: arrays[key][seen] for key in arrays if key.startswith("inner_test_")})
     fold.update({key: arrays[key] for key in ("inner_fit_time", "inner_score_time") if key in arrays})
-    return fold
-
-
-def _part(doc: ExperimentDoc, test: dict, j: int, folds: list[dict], metrics: list[str]) -> tuple[dict, dict]:
-    """Target ``j``'s part of results.json and results.npz, as gather._gather_target gives it."""
-    scores = {m: test[m][j] for m in metrics}
-    arrays: dict[str, Any] = {f"test_{m}": v for m, v in scores.items()}
-    arrays["fit_time"] = [f["fit_time"] for f in folds]
-    arrays["score_time"] = [f["score_time"] for f in folds]
-    results: dict[str, Any] = {
-        "test_scores": {m: [encode(float(s)) for s in v] for m, v in scores.items()},
-        "summary": {m: {k: encode(float(f(v))) for k, f in
-                        (("mean", np.mean), ("std", np.std), ("median", np.median))} for m, v in scores.items()},
-    }
-    if doc.with_search:
-        results["best_index"] = [f["best_index"] for f in folds]
-        results["best_params"] = [doc.candidates[f["best_index"]] for f in folds]
-        results["n_failed_fits"] = [f["n_failed"] for f in folds]
-        n_inner = max(doc.n_inner)
-        for key in folds[0]:
-            if key.startswith("inner_"):
-                table = np.full((doc.n_outer, doc.n_candidates, n_inner), np.nan)
-                for o, fold in enumerate(folds):
-                    table[o, :, :fold[key].shape[1]] = fold[key]
-                arrays[key] = table
-    for o, fold in enumerate(folds):
-        arrays[f"test_indices_{o}"] = fold["test_indices"]
-        arrays[f"test_predictions_{o}"] = fold["test_predictions"]
-    return results, arrays
+    return fold_meta, fold

@@ -33,6 +33,14 @@ class Status(str, enum.Enum):
 
     A str (``Status.DONE == "done"``, as a dict key, in JSON, in f-strings): the words are
     those of ``mempamal status --json`` and of :class:`mempamal.backends.TaskOutcome`.
+
+    Examples
+    --------
+    >>> from mempamal.backends import DONE, NOT_RUN, Status
+    >>> DONE == "done", f"{NOT_RUN}"
+    (True, 'not run')
+    >>> [str(state) for state in Status]
+    ['done', 'running', 'pending', 'failed', 'lost', 'not run']
     """
 
     DONE = "done"          # its outputs are complete

@@ -1,0 +1,221 @@
+"""The fits a chunk's candidates share, made once: pure functions, no files.
+
+On one split, the candidates of a stacked search often differ only in the final
+estimator's parameters: a Pipeline's leading steps (a scaler, a PCA...) then fit the
+same way for each, and a Ridge over a grid of alphas builds the same Gram matrix for
+each. Here the leading steps are fitted once per group of candidates that share their
+setting, and a group of Ridges that differ only in ``alpha`` is solved from one Gram
+matrix: scikit-learn's own Cholesky steps (:func:`sklearn.linear_model._ridge._solve_cholesky`
+and ``_solve_cholesky_kernel``: centre X and y, ``X^T X`` or ``X X^T``, alpha added on
+the diagonal, one positive-definite solve for every column), with the product computed
+once instead of once per alpha. The predictions are those of ``Pipeline.fit`` then
+``predict`` up to rounding (the kernel form predicts with ``X_test X^T`` times the dual
+coefficients instead of forming the coefficients first).
+
+Whatever this module cannot do exactly as scikit-learn would (sample weights, a
+non-finite value, a sparse or float32 design, a singular system, any other solver or
+estimator, a leading step with an unseeded random state), it leaves to the caller's
+plain fit: it yields None for that candidate.
+"""
+from __future__ import annotations
+
+import numbers
+import time
+from typing import Iterator
+
+import numpy as np
+
+from ..experiment.encoding import encode
+from .pipeline_cache import _deterministic, reuse_plan
+
+# Ridge parameters that do not change a dense Cholesky solution (the solver's iterations, its seed, the copy).
+_RIDGE_INERT = {"alpha", "copy_X", "max_iter", "tol", "random_state"}
+# Reciprocal condition number above which the path solves for the test rows (see RidgePath.predict):
+# its rounding then differs from sklearn's by about 1e-11 at most.
+_RCOND_REGROUP = 1e-5
+
+
+def shared_predictions(estimator, candidates: list[dict], X_train, Y_train: np.ndarray, X_test,
+                       columns: list[np.ndarray] | None = None
+                       ) -> Iterator[tuple[int, np.ndarray | None, float]] | None:
+    """Predictions of each candidate on ``X_test``, the fits they share made once.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A Pipeline, or a single estimator (then only a Ridge grid is shared).
+    candidates : list of dict
+        Decoded parameter settings.
+    X_train, X_test : array-like
+    Y_train : ndarray of shape (n_train, k)
+    columns : list of ndarray, default=None
+        The columns of ``Y_train`` each candidate is fitted on (None: all of them).
+
+    Returns
+    -------
+    iterator of (candidate, predictions, seconds), or None
+        None when nothing is shared (the caller fits each candidate itself). Predictions
+        of shape (n_test, n_columns), or None where the caller must fit that candidate itself;
+        seconds: its part of the time spent (a shared fit's time split evenly).
+    """
+    groups = _groups(estimator, candidates)
+    if groups is None:
+        return None
+    return _predict_groups(estimator, candidates, groups, X_train, Y_train, X_test, columns)
+
+
+def _groups(estimator, candidates: list[dict]) -> list[list[int]] | None:
+    """Candidates whose leading steps fit the same way, or None when no fit can be shared."""
+    from sklearn.base import clone
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+
+    if len(candidates) < 2:
+        return None
+    if type(estimator) is not Pipeline:
+        return [list(range(len(candidates)))] if type(estimator) is Ridge else None
+    try:
+        encoded = [encode(c) for c in candidates]
+    except (TypeError, ValueError):
+        return None
+    plan = reuse_plan(estimator, encoded)
+    if plan is None:
+        return None
+    groups: dict[str, list[int]] = {}
+    for n, keys in enumerate(plan):
+        groups.setdefault(keys[-1], []).append(n)
+    for indices in groups.values():
+        try:
+            pipe = clone(estimator).set_params(**candidates[indices[0]])
+        except Exception:  # an invalid setting: each candidate's own fit reports it
+            return None
+        if not all(_deterministic(step) for _, step in pipe.steps[:-1]):
+            return None  # each candidate's own fit of that step would differ
+    return list(groups.values()) if len(groups) < len(candidates) else None
+
+
+def _predict_groups(estimator, candidates, groups, X_train, Y_train, X_test, columns):
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    fitted_y = Y_train[:, 0] if Y_train.shape[1] == 1 else Y_train  # what a Pipeline's steps are given
+    for indices in groups:
+        start = time.perf_counter()
+        try:
+            models = [clone(estimator).set_params(**candidates[c]) for c in indices]
+            finals = [m.steps[-1][1] if type(m) is Pipeline else m for m in models]
+            Xt_train, Xt_test = X_train, X_test
+            if type(models[0]) is Pipeline and len(models[0].steps) > 1:
+                prefix = models[0][:-1]
+                Xt_train = prefix.fit_transform(X_train, fitted_y)
+                Xt_test = prefix.transform(X_test)
+        except Exception:  # the caller's own fits say what failed, as scikit-learn's would
+            yield from ((c, None, 0.0) for c in indices)
+            continue
+        path = RidgePath.for_models(finals, Xt_train, Y_train, Xt_test)
+        shared = (time.perf_counter() - start) / len(indices)
+        for c, final in zip(indices, finals):
+            start = time.perf_counter()
+            cols = None if columns is None else columns[c]
+            try:
+                if path is not None:
+                    predictions = path.predict(final.alpha, cols)
+                else:
+                    Y = Y_train if cols is None else Y_train[:, cols]
+                    final.fit(Xt_train, Y[:, 0] if Y.shape[1] == 1 else Y)
+                    predictions = np.asarray(final.predict(Xt_test)).reshape(_n_rows(Xt_test), -1)
+            except Exception:
+                predictions = None
+            yield c, predictions, shared + time.perf_counter() - start
+
+
+def _n_rows(X) -> int:
+    return X.shape[0]
+
+
+class RidgePath:
+    """Ridge's dense Cholesky solution for several alphas from one Gram matrix.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p), float64
+    Y : ndarray of shape (n, k), float64
+    X_test : ndarray of shape (n_test, p), float64
+    fit_intercept : bool
+    """
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray, X_test: np.ndarray, fit_intercept: bool) -> None:
+        self.centred = fit_intercept
+        if fit_intercept:  # as sklearn.linear_model._base._preprocess_data on dense X without weights
+            X_offset = X.mean(axis=0)
+            X, X_test = X - X_offset, X_test - X_offset
+            self.y_offset = Y.mean(axis=0)
+            Y = Y - self.y_offset
+        else:
+            self.y_offset = np.zeros(Y.shape[1])
+        self.kernel = X.shape[1] > X.shape[0]  # the choice of sklearn's cholesky solver
+        self.X, self.X_test = X, X_test
+        if self.kernel:  # Ridge solves for the dual coefficients, then forms coef = X^T dual
+            self.gram, self.rhs, self.test = X @ X.T, Y, X_test @ X.T
+        else:
+            self.gram, self.rhs, self.test = X.T @ X, X.T @ Y, X_test
+
+    @classmethod
+    def for_models(cls, finals: list, X, Y: np.ndarray, X_test) -> "RidgePath | None":
+        """The path of a group of Ridges that differ only in a positive scalar ``alpha``, or None."""
+        from sklearn.linear_model import Ridge
+
+        if not all(type(f) is Ridge for f in finals):
+            return None
+        params = [{k: v for k, v in f.get_params().items() if k not in _RIDGE_INERT} for f in finals]
+        if any(p != params[0] for p in params) or params[0]["solver"] not in ("auto", "cholesky"):
+            return None
+        if params[0]["positive"] or not all(
+                isinstance(f.alpha, numbers.Real) and not isinstance(f.alpha, bool) and f.alpha > 0 for f in finals):
+            return None
+        if not all(isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 2 for a in (X, X_test)):
+            return None
+        if Y.dtype != np.float64 or not all(np.isfinite(a).all() for a in (X, Y, X_test)):
+            return None  # Ridge.fit would refuse it: the caller's fit raises as it should
+        return cls(X, Y, X_test, params[0]["fit_intercept"])
+
+    def predict(self, alpha: float, columns: np.ndarray | None = None) -> np.ndarray:
+        """Predictions on X_test of the Ridge of penalty ``alpha`` fitted on ``columns`` of Y (all: None)."""
+        from scipy.linalg import LinAlgError, lapack
+
+        rhs, offset = (self.rhs, self.y_offset) if columns is None else (self.rhs[:, columns],
+                                                                         self.y_offset[columns])
+        A = self.gram.copy()
+        A.flat[::A.shape[0] + 1] += alpha
+        # LAPACK's posv (potrf then potrs), which scipy.linalg.solve(assume_a="pos") calls in Ridge. Not
+        # positive definite: the caller's plain fit does what sklearn does.
+        rcond = self._rcond(A)
+        factor, info = lapack.dpotrf(A, overwrite_a=True)
+        if info != 0:
+            raise LinAlgError(f"dpotrf: info={info}")
+        if rcond >= _RCOND_REGROUP:
+            # test A^-1 rhs with A^-1 applied to the n_test test rows instead of the k columns: the same
+            # product grouped the other way (in the dual, without forming coef), whose rounding differs
+            # by about eps / rcond.
+            solution, info = lapack.dpotrs(factor, self.test.T)
+            predictions = solution.T @ rhs
+        else:  # ill-conditioned: sklearn's grouping, the coefficients first
+            solution, info = lapack.dpotrs(factor, rhs)
+            predictions = self.X_test @ (self.X.T @ solution) if self.kernel else self.X_test @ solution
+        if info != 0:
+            raise LinAlgError(f"dpotrs: info={info}")
+        return predictions + offset
+
+    def _rcond(self, A: np.ndarray) -> float:
+        """A's reciprocal condition number on the vectors the predictions involve.
+
+        With an intercept, the dual Gram matrix of centred X has the constant vector in its null space:
+        A's eigenvalue there is alpha alone, but the test rows and the columns of Y are orthogonal to
+        it. Adding a multiple of the constant matrix changes only that eigenvalue.
+        """
+        from scipy.linalg import lapack
+
+        if self.kernel and self.centred:
+            A = A + np.trace(A) / A.shape[0] ** 2
+        factor, info = lapack.dpotrf(A)
+        return lapack.dpocon(factor, np.abs(A).sum(axis=0).max())[0] if info == 0 else 0.0

@@ -165,6 +165,17 @@ def test_local_cluster_equals_local_backend(local_run, tmp_path):
     assert not dask_worker_processes(), "the LocalCluster that run() started must be closed"
 
 
+def test_local_cluster_leaves_the_environment_as_it_was(local_run, tmp_path, monkeypatch):
+    """distributed's nannies set OMP_NUM_THREADS=1 (...) in their parent's os.environ for good."""
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")
+    exp, X, y, _ = local_run
+    run(exp.write(X, y, tmp_path / "run"), backend="dask", n_jobs=1, progress=False)
+    assert [os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")] == [None] * 3
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "12345"
+
+
 def test_external_scheduler_equals_local_backend(local_run, scheduler_address, tmp_path):
     exp, X, y, reference = local_run
     workdir = exp.write(X, y, tmp_path / "run")

@@ -15,6 +15,7 @@ dask-kubernetes, dask-gateway, ...).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import socket
 import threading
 import uuid
@@ -62,6 +63,26 @@ def _check_distributed() -> None:
         import distributed  # noqa: F401
     except ImportError as e:
         raise ImportError(_INSTALL_HINT) from e
+
+
+@contextmanager
+def _environ_kept():
+    """Leave the caller's environment as it was: a LocalCluster's nannies write their pre-spawn
+    environment (``OMP_NUM_THREADS=1``... from ``distributed.nanny.pre-spawn-environ``) into this
+    process's ``os.environ`` for good when they spawn workers, so every process started afterwards
+    (another back-end's workers, a test SLURM counting its cores with nproc) would inherit it."""
+    import dask
+
+    keys = set(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}) | {"PYTHONHASHSEED"}
+    before = {k: os.environ.get(k) for k in keys}
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class DaskBackend(Backend):
@@ -213,12 +234,23 @@ class DaskBackend(Backend):
                 raise ConnectionError(f"scheduler_address: cannot reach a Dask scheduler at "
                                       f"{self.scheduler_address}: {e}") from e
         else:
-            cluster, threads = self._local_cluster()
-            try:
-                client = Client(cluster, set_as_default=False)
-            except BaseException:
-                cluster.close()
-                raise
+            with _environ_kept():
+                return self._execute_on_local_cluster(workdir, tasks, progress)
+        return self._execute_with(client, cluster, workdir, tasks, progress, threads)
+
+    def _execute_on_local_cluster(self, workdir: Path, tasks: list[Task], progress: Progress):
+        from distributed import Client
+
+        cluster, threads = self._local_cluster()
+        try:
+            client = Client(cluster, set_as_default=False)
+        except BaseException:
+            cluster.close()
+            raise
+        return self._execute_with(client, cluster, workdir, tasks, progress, threads)
+
+    def _execute_with(self, client, cluster, workdir: Path, tasks: list[Task], progress: Progress,
+                      threads: int | None) -> dict[str, TaskOutcome]:
         try:
             return self._submit_and_wait(client, workdir, tasks, progress, threads)
         finally:

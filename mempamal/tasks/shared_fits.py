@@ -9,8 +9,10 @@ matrix: scikit-learn's own Cholesky steps (:func:`sklearn.linear_model._ridge._s
 and ``_solve_cholesky_kernel``: centre X and y, ``X^T X`` or ``X X^T``, alpha added on
 the diagonal, one positive-definite solve for every column), with the product computed
 once instead of once per alpha. The predictions are those of ``Pipeline.fit`` then
-``predict`` up to rounding (the kernel form predicts with ``X_test X^T`` times the dual
-coefficients instead of forming the coefficients first).
+``predict`` up to rounding: when the system is well conditioned, the inverse is applied
+to the test rows (as many right-hand sides as test samples) instead of the columns (as many
+as analyses), and the kernel form predicts with ``X_test X^T`` without forming the
+coefficients; ill-conditioned, the coefficients are formed first, as Ridge does.
 
 Whatever this module cannot do exactly as scikit-learn would (sample weights, a
 non-finite value, a sparse or float32 design, a singular system, any other solver or
@@ -187,12 +189,17 @@ class RidgePath:
                                                                          self.y_offset[columns])
         A = self.gram.copy()
         A.flat[::A.shape[0] + 1] += alpha
+        norm = np.abs(A).sum(axis=0).max()
+        # With an intercept, the dual Gram matrix of centred X has the constant vector in its null space:
+        # A's eigenvalue there is alpha alone, but the test rows and the columns of Y are orthogonal to it.
+        # Adding a multiple of the constant matrix changes only that eigenvalue: the condition that matters.
+        deflated = A + np.trace(A) / A.shape[0] ** 2 if self.kernel and self.centred else None
         # LAPACK's posv (potrf then potrs), which scipy.linalg.solve(assume_a="pos") calls in Ridge. Not
         # positive definite: the caller's plain fit does what sklearn does.
-        rcond = self._rcond(A)
         factor, info = lapack.dpotrf(A, overwrite_a=True)
         if info != 0:
             raise LinAlgError(f"dpotrf: info={info}")
+        rcond = _rcond(factor, norm) if deflated is None else _rcond(*_factor_and_norm(deflated))
         if rcond >= _RCOND_REGROUP:
             # test A^-1 rhs with A^-1 applied to the n_test test rows instead of the k columns: the same
             # product grouped the other way (in the dual, without forming coef), whose rounding differs
@@ -206,16 +213,17 @@ class RidgePath:
             raise LinAlgError(f"dpotrs: info={info}")
         return predictions + offset
 
-    def _rcond(self, A: np.ndarray) -> float:
-        """A's reciprocal condition number on the vectors the predictions involve.
 
-        With an intercept, the dual Gram matrix of centred X has the constant vector in its null space:
-        A's eigenvalue there is alpha alone, but the test rows and the columns of Y are orthogonal to
-        it. Adding a multiple of the constant matrix changes only that eigenvalue.
-        """
-        from scipy.linalg import lapack
+def _factor_and_norm(A: np.ndarray) -> tuple[np.ndarray | None, float]:
+    from scipy.linalg import lapack
 
-        if self.kernel and self.centred:
-            A = A + np.trace(A) / A.shape[0] ** 2
-        factor, info = lapack.dpotrf(A)
-        return lapack.dpocon(factor, np.abs(A).sum(axis=0).max())[0] if info == 0 else 0.0
+    factor, info = lapack.dpotrf(A)
+    return (factor if info == 0 else None), np.abs(A).sum(axis=0).max()
+
+
+def _rcond(factor: np.ndarray | None, norm: float) -> float:
+    """The reciprocal condition number of the matrix of 1-norm ``norm`` and Cholesky factor ``factor``
+    (0 without a factor: not positive definite)."""
+    from scipy.linalg import lapack
+
+    return 0.0 if factor is None else lapack.dpocon(factor, norm)[0]

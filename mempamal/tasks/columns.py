@@ -149,9 +149,7 @@ def _fit_predict_blocks(estimator, params, X_train, Y_train, X_test, block, fit_
 def _candidate_predictions(estimator, candidates, X_train, Y_train, X_test, block, fit_params, error_score, where):
     """(candidate, predictions, {block: error}, fit seconds) of every candidate on one split: the fits they
     share made once (:mod:`mempamal.tasks.shared_fits`), each other one fitted on its own."""
-    shared = None if fit_params else shared_predictions(estimator, candidates, X_train, Y_train, X_test)
-    pending = ((c, None, 0.0) for c in range(len(candidates))) if shared is None else shared
-    for c, predictions, seconds in pending:
+    for c, predictions, seconds in shared_predictions(estimator, candidates, X_train, Y_train, X_test, fit_params):
         errors: dict = {}
         if predictions is None:
             start = time.perf_counter()
@@ -260,17 +258,13 @@ def refit_and_test(estimator, candidates: list[dict] | None, best: np.ndarray, X
     fit_params, score_params = fold_params(train, test)
     selected = np.unique(best)
     columns_of = [(np.flatnonzero(best == c)[:, None] * block + np.arange(block)).ravel() for c in selected]
-    shared = None
-    if candidates and not fit_params:
-        shared = shared_predictions(estimator, [candidates[c] for c in selected], X_train, Y_train, X_test,
-                                    columns=columns_of)
-    pending = ((n, None, 0.0) for n in range(len(selected))) if shared is None else shared
+    settings = [candidates[c] for c in selected] if candidates else [{}]
     predictions = None
-    for n, part, _ in pending:
+    for n, part, _ in shared_predictions(estimator, settings, X_train, Y_train, X_test, fit_params, columns_of):
         cols = columns_of[n]
         if part is None:  # as GridSearchCV's refit, a failure raises: there is no model to score
-            params = candidates[selected[n]] if candidates else {}
-            part = _fit_predict(estimator, params, X_train, _as_fitted(Y_train[:, cols], block), X_test, fit_params)
+            part = _fit_predict(estimator, settings[n], X_train, _as_fitted(Y_train[:, cols], block), X_test,
+                                fit_params)
         if predictions is None:
             predictions = np.empty((_n_rows(X_test), Y.shape[1]), dtype=part.dtype)
         predictions[:, cols] = part

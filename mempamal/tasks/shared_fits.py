@@ -38,8 +38,8 @@ _RCOND_REGROUP = 1e-5
 
 
 def shared_predictions(estimator, candidates: list[dict], X_train, Y_train: np.ndarray, X_test,
-                       columns: list[np.ndarray] | None = None
-                       ) -> Iterator[tuple[int, np.ndarray | None, float]] | None:
+                       fit_params: dict | None = None, columns: list[np.ndarray] | None = None
+                       ) -> Iterator[tuple[int, np.ndarray | None, float]]:
     """Predictions of each candidate on ``X_test``, the fits they share made once.
 
     Parameters
@@ -50,19 +50,21 @@ def shared_predictions(estimator, candidates: list[dict], X_train, Y_train: np.n
         Decoded parameter settings.
     X_train, X_test : array-like
     Y_train : ndarray of shape (n_train, k)
+    fit_params : dict, default=None
+        The fits' keyword arguments (sample weights...): with any, nothing is shared.
     columns : list of ndarray, default=None
         The columns of ``Y_train`` each candidate is fitted on (None: all of them).
 
-    Returns
-    -------
-    iterator of (candidate, predictions, seconds), or None
-        None when nothing is shared (the caller fits each candidate itself). Predictions
-        of shape (n_test, n_columns), or None where the caller must fit that candidate itself;
-        seconds: its part of the time spent (a shared fit's time split evenly).
+    Yields
+    ------
+    candidate, predictions, seconds
+        Predictions of shape (n_test, n_columns), or None where the caller must fit that
+        candidate itself (every candidate when nothing is shared); seconds: its part of the
+        time spent (a shared fit's time split evenly).
     """
-    groups = _groups(estimator, candidates)
+    groups = None if fit_params else _groups(estimator, candidates)
     if groups is None:
-        return None
+        return ((c, None, 0.0) for c in range(len(candidates)))
     return _predict_groups(estimator, candidates, groups, X_train, Y_train, X_test, columns)
 
 

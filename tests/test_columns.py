@@ -273,3 +273,39 @@ def test_ridge_path_predicts_as_ridge(n, p, collinear, fit_intercept):
         np.testing.assert_allclose(path.predict(alpha), expected, rtol=0, atol=1e-9 * np.abs(expected).max())
         np.testing.assert_allclose(path.predict(alpha, np.array([3, 1])), expected[:, [3, 1]], rtol=0,
                                    atol=1e-9 * np.abs(expected).max())
+
+
+def test_kernel_ridge_path_matches_sklearn():
+    """A KernelRidge grid of alpha x gamma: the alphas of each gamma solved from one kernel matrix."""
+    from mempamal.tasks import shared_fits
+
+    calls = []
+    original = shared_fits.CholeskyPath.predict
+
+    def counted(self, *args, **kwargs):
+        calls.append(type(self))
+        return original(self, *args, **kwargs)
+
+    shared_fits.CholeskyPath.predict = counted
+    try:
+        X, Y = _data(q=2)
+        _run_per_target(make_pipeline(StandardScaler(), KernelRidge(kernel="rbf")),
+                        {"kernelridge__alpha": [0.01, 1.0], "kernelridge__gamma": [0.01, 0.1]}, X, Y, OUTER, INNER,
+                        n_permutations=2)
+    finally:
+        shared_fits.CholeskyPath.predict = original
+    assert calls and set(calls) == {shared_fits.CholeskyPath}
+
+
+@pytest.mark.parametrize("kernel, gamma", [("rbf", 0.01), ("rbf", 1.0), ("linear", None), ("poly", 0.1)])
+def test_kernel_ridge_path_predicts_as_kernel_ridge(kernel, gamma):
+    """The linear kernel of 10 features on 90 samples is rank-deficient: small alphas are ill-conditioned."""
+    from mempamal.tasks.shared_fits import CholeskyPath
+
+    rng = np.random.RandomState(0)
+    X, Y = rng.randn(120, 10), rng.randn(120, 4)
+    for alpha in np.logspace(-3, 3, 7):
+        model = KernelRidge(alpha=alpha, kernel=kernel, gamma=gamma)
+        path = CholeskyPath.for_models([model], X[:90], Y[:90], X[90:])
+        expected = model.fit(X[:90], Y[:90]).predict(X[90:])
+        np.testing.assert_allclose(path.predict(alpha), expected, rtol=0, atol=1e-9 * np.abs(expected).max())

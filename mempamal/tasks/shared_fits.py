@@ -2,17 +2,19 @@
 
 On one split, the candidates of a stacked search often differ only in the final
 estimator's parameters: a Pipeline's leading steps (a scaler, a PCA...) then fit the
-same way for each, and a Ridge over a grid of alphas builds the same Gram matrix for
-each. Here the leading steps are fitted once per group of candidates that share their
-setting, and a group of Ridges that differ only in ``alpha`` is solved from one Gram
-matrix: scikit-learn's own Cholesky steps (:func:`sklearn.linear_model._ridge._solve_cholesky`
-and ``_solve_cholesky_kernel``: centre X and y, ``X^T X`` or ``X X^T``, alpha added on
-the diagonal, one positive-definite solve for every column), with the product computed
-once instead of once per alpha. The predictions are those of ``Pipeline.fit`` then
-``predict`` up to rounding: when the system is well conditioned, the inverse is applied
-to the test rows (as many right-hand sides as test samples) instead of the columns (as many
-as analyses), and the kernel form predicts with ``X_test X^T`` without forming the
-coefficients; ill-conditioned, the coefficients are formed first, as Ridge does.
+same way for each, and a Ridge or KernelRidge over a grid of alphas builds the same
+Gram (or kernel) matrix for each. Here the leading steps are fitted once per group of
+candidates that share their setting, and the Ridges (or KernelRidges) of a group that
+differ only in ``alpha`` are solved from one Gram matrix: scikit-learn's own Cholesky
+steps (:func:`sklearn.linear_model._ridge._solve_cholesky` and ``_solve_cholesky_kernel``:
+for Ridge, centre X and y, ``X^T X`` or ``X X^T``; for KernelRidge, its kernel; alpha
+added on the diagonal, one positive-definite solve for every column), with the matrix
+computed once instead of once per alpha. The predictions are those of ``Pipeline.fit``
+then ``predict`` up to rounding: when the system is well conditioned, the inverse is
+applied to the test rows (as many right-hand sides as test samples) instead of the
+columns (as many as analyses), and Ridge's kernel form predicts with ``X_test X^T``
+without forming the coefficients; ill-conditioned, the solution for the columns comes
+first, as in scikit-learn.
 
 Whatever this module cannot do exactly as scikit-learn would (sample weights, a
 non-finite value, a sparse or float32 design, a singular system, any other solver or
@@ -30,10 +32,10 @@ import numpy as np
 from ..experiment.encoding import encode
 from .pipeline_cache import _deterministic, reuse_plan
 
-# Ridge parameters that do not change a dense Cholesky solution (the solver's iterations, its seed, the copy).
-_RIDGE_INERT = {"alpha", "copy_X", "max_iter", "tol", "random_state"}
-# Reciprocal condition number above which the path solves for the test rows (see RidgePath.predict):
-# its rounding then differs from sklearn's by about 1e-11 at most.
+# Parameters that do not change a dense Cholesky solution (the solver's iterations, its seed, the copy).
+_RIDGE_INERT = {"alpha", "copy_X", "max_iter", "tol", "random_state"}  # (KernelRidge has none of them but alpha)
+# Reciprocal condition number above which the path solves for the test rows (see CholeskyPath.predict):
+# its rounding then differs from scikit-learn's by 1e-11 at most in the cases measured (tests/test_columns.py).
 _RCOND_REGROUP = 1e-5
 
 
@@ -45,7 +47,7 @@ def shared_predictions(estimator, candidates: list[dict], X_train, Y_train: np.n
     Parameters
     ----------
     estimator : estimator
-        A Pipeline, or a single estimator (then only a Ridge grid is shared).
+        A Pipeline, or a single estimator (then only a Ridge or KernelRidge grid is shared).
     candidates : list of dict
         Decoded parameter settings.
     X_train, X_test : array-like
@@ -71,13 +73,12 @@ def shared_predictions(estimator, candidates: list[dict], X_train, Y_train: np.n
 def _groups(estimator, candidates: list[dict]) -> list[list[int]] | None:
     """Candidates whose leading steps fit the same way, or None when no fit can be shared."""
     from sklearn.base import clone
-    from sklearn.linear_model import Ridge
     from sklearn.pipeline import Pipeline
 
     if len(candidates) < 2:
         return None
     if type(estimator) is not Pipeline:
-        return [list(range(len(candidates)))] if type(estimator) is Ridge else None
+        return [list(range(len(candidates)))] if _path_key(estimator) is not None else None
     try:
         encoded = [encode(c) for c in candidates]
     except (TypeError, ValueError):
@@ -116,11 +117,16 @@ def _predict_groups(estimator, candidates, groups, X_train, Y_train, X_test, col
         except Exception:  # the caller's own fits say what failed, as scikit-learn's would
             yield from ((c, None, 0.0) for c in indices)
             continue
-        path = RidgePath.for_models(finals, Xt_train, Y_train, Xt_test)
         shared = (time.perf_counter() - start) / len(indices)
+        paths: dict = {}  # the finals that differ only in alpha share a path (built at the first of them)
         for c, final in zip(indices, finals):
             start = time.perf_counter()
             cols = None if columns is None else columns[c]
+            key = _path_key(final)
+            if key is not None and key not in paths:
+                paths[key] = CholeskyPath.for_models([f for f in finals if _path_key(f) == key], Xt_train, Y_train,
+                                                     Xt_test)
+            path = paths.get(key)
             try:
                 if path is not None:
                     predictions = path.predict(final.alpha, cols)
@@ -133,11 +139,105 @@ def _predict_groups(estimator, candidates, groups, X_train, Y_train, X_test, col
             yield c, predictions, shared + time.perf_counter() - start
 
 
+def _path_key(final) -> tuple | None:
+    """What a Ridge or KernelRidge is besides its alpha (equal keys: one path), None for other estimators."""
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.linear_model import Ridge
+
+    if type(final) not in (Ridge, KernelRidge):
+        return None
+    return type(final).__name__, repr(sorted((k, v) for k, v in final.get_params().items() if k not in _RIDGE_INERT))
+
+
 def _n_rows(X) -> int:
     return X.shape[0]
 
 
-class RidgePath:
+class CholeskyPath:
+    """A penalised least-squares solution for several alphas from one Gram matrix: ``test A^-1 rhs``
+    with ``A = gram + alpha I``, LAPACK's posv (potrf then potrs) as ``scipy.linalg.solve(assume_a="pos")``
+    in scikit-learn's Ridge and KernelRidge.
+
+    Parameters
+    ----------
+    gram : ndarray of shape (m, m)
+    rhs : ndarray of shape (m, k)
+    test : ndarray of shape (n_test, m)
+        The test rows in the same space as ``gram``.
+    offset : ndarray of shape (k,)
+        Added to every prediction (the intercept's y mean).
+    null_constant : bool
+        Whether the constant vector is in gram's null space while ``test``'s rows and ``rhs``'s columns
+        are orthogonal to it (the dual Gram matrix of centred X).
+    """
+
+    def __init__(self, gram: np.ndarray, rhs: np.ndarray, test: np.ndarray, offset: np.ndarray,
+                 null_constant: bool = False) -> None:
+        self.gram, self.rhs, self.test, self.offset, self.null_constant = gram, rhs, test, offset, null_constant
+
+    @classmethod
+    def for_models(cls, finals: list, X, Y: np.ndarray, X_test) -> "CholeskyPath | None":
+        """The path of a group of Ridges, or of KernelRidges, that differ only in a positive scalar
+        ``alpha``, fitted on dense float64 finite data, or None."""
+        from sklearn.kernel_ridge import KernelRidge
+        from sklearn.linear_model import Ridge
+
+        kind = type(finals[0])
+        if kind not in (Ridge, KernelRidge) or not all(type(f) is kind for f in finals):
+            return None
+        params = [{k: v for k, v in f.get_params().items() if k not in _RIDGE_INERT} for f in finals]
+        if any(p != params[0] for p in params) or not all(
+                isinstance(f.alpha, numbers.Real) and not isinstance(f.alpha, bool) and f.alpha > 0 for f in finals):
+            return None
+        if not all(isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 2 for a in (X, X_test)):
+            return None
+        if Y.dtype != np.float64 or not all(np.isfinite(a).all() for a in (X, Y, X_test)):
+            return None  # the estimator's fit would refuse it: the caller's fit raises as it should
+        if kind is Ridge:
+            if params[0]["solver"] not in ("auto", "cholesky") or params[0]["positive"]:
+                return None
+            return RidgePath(X, Y, X_test, params[0]["fit_intercept"])
+        if params[0]["kernel"] == "precomputed":
+            return None
+        # KernelRidge.fit: K = its kernel of X, dual = (K + alpha I)^-1 y; predict: kernel(X_test, X) @ dual.
+        return cls(finals[0]._get_kernel(X), Y, finals[0]._get_kernel(X_test, X), np.zeros(Y.shape[1]))
+
+    def predict(self, alpha: float, columns: np.ndarray | None = None) -> np.ndarray:
+        """Predictions on the test rows of the model of penalty ``alpha`` fitted on ``columns`` of Y
+        (all: None)."""
+        from scipy.linalg import LinAlgError, lapack
+
+        rhs, offset = (self.rhs, self.offset) if columns is None else (self.rhs[:, columns], self.offset[columns])
+        A = self.gram.copy()
+        A.flat[::A.shape[0] + 1] += alpha
+        norm = np.abs(A).sum(axis=0).max()
+        # With a null constant direction, A's eigenvalue there is alpha alone, but nothing the predictions
+        # involve has a component along it: adding a multiple of the constant matrix changes only that
+        # eigenvalue, and gives the condition that matters.
+        deflated = A + np.trace(A) / A.shape[0] ** 2 if self.null_constant else None
+        # Not positive definite: the caller's plain fit does what scikit-learn does.
+        factor, info = lapack.dpotrf(A, overwrite_a=True)
+        if info != 0:
+            raise LinAlgError(f"dpotrf: info={info}")
+        rcond = _rcond(factor, norm) if deflated is None else _rcond(*_factor_and_norm(deflated))
+        if rcond >= _RCOND_REGROUP:
+            # test A^-1 rhs with A^-1 applied to the n_test test rows instead of the k columns: the same
+            # product grouped the other way, whose rounding differs by about eps / rcond.
+            solution, info = lapack.dpotrs(factor, self.test.T)
+            predictions = solution.T @ rhs
+        else:  # ill-conditioned: scikit-learn's grouping, the solution for the columns first
+            solution, info = lapack.dpotrs(factor, rhs)
+            predictions = self._predict_from(solution)
+        if info != 0:
+            raise LinAlgError(f"dpotrs: info={info}")
+        return predictions + offset
+
+    def _predict_from(self, solution: np.ndarray) -> np.ndarray:
+        """The predictions from the solution for the columns, grouped as the estimator's predict."""
+        return self.test @ solution
+
+
+class RidgePath(CholeskyPath):
     """Ridge's dense Cholesky solution for several alphas from one Gram matrix.
 
     Parameters
@@ -149,71 +249,22 @@ class RidgePath:
     """
 
     def __init__(self, X: np.ndarray, Y: np.ndarray, X_test: np.ndarray, fit_intercept: bool) -> None:
-        self.centred = fit_intercept
         if fit_intercept:  # as sklearn.linear_model._base._preprocess_data on dense X without weights
             X_offset = X.mean(axis=0)
             X, X_test = X - X_offset, X_test - X_offset
-            self.y_offset = Y.mean(axis=0)
-            Y = Y - self.y_offset
+            y_offset = Y.mean(axis=0)
+            Y = Y - y_offset
         else:
-            self.y_offset = np.zeros(Y.shape[1])
+            y_offset = np.zeros(Y.shape[1])
         self.kernel = X.shape[1] > X.shape[0]  # the choice of sklearn's cholesky solver
         self.X, self.X_test = X, X_test
         if self.kernel:  # Ridge solves for the dual coefficients, then forms coef = X^T dual
-            self.gram, self.rhs, self.test = X @ X.T, Y, X_test @ X.T
+            super().__init__(X @ X.T, Y, X_test @ X.T, y_offset, null_constant=fit_intercept)
         else:
-            self.gram, self.rhs, self.test = X.T @ X, X.T @ Y, X_test
+            super().__init__(X.T @ X, X.T @ Y, X_test, y_offset)
 
-    @classmethod
-    def for_models(cls, finals: list, X, Y: np.ndarray, X_test) -> "RidgePath | None":
-        """The path of a group of Ridges that differ only in a positive scalar ``alpha``, or None."""
-        from sklearn.linear_model import Ridge
-
-        if not all(type(f) is Ridge for f in finals):
-            return None
-        params = [{k: v for k, v in f.get_params().items() if k not in _RIDGE_INERT} for f in finals]
-        if any(p != params[0] for p in params) or params[0]["solver"] not in ("auto", "cholesky"):
-            return None
-        if params[0]["positive"] or not all(
-                isinstance(f.alpha, numbers.Real) and not isinstance(f.alpha, bool) and f.alpha > 0 for f in finals):
-            return None
-        if not all(isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 2 for a in (X, X_test)):
-            return None
-        if Y.dtype != np.float64 or not all(np.isfinite(a).all() for a in (X, Y, X_test)):
-            return None  # Ridge.fit would refuse it: the caller's fit raises as it should
-        return cls(X, Y, X_test, params[0]["fit_intercept"])
-
-    def predict(self, alpha: float, columns: np.ndarray | None = None) -> np.ndarray:
-        """Predictions on X_test of the Ridge of penalty ``alpha`` fitted on ``columns`` of Y (all: None)."""
-        from scipy.linalg import LinAlgError, lapack
-
-        rhs, offset = (self.rhs, self.y_offset) if columns is None else (self.rhs[:, columns],
-                                                                         self.y_offset[columns])
-        A = self.gram.copy()
-        A.flat[::A.shape[0] + 1] += alpha
-        norm = np.abs(A).sum(axis=0).max()
-        # With an intercept, the dual Gram matrix of centred X has the constant vector in its null space:
-        # A's eigenvalue there is alpha alone, but the test rows and the columns of Y are orthogonal to it.
-        # Adding a multiple of the constant matrix changes only that eigenvalue: the condition that matters.
-        deflated = A + np.trace(A) / A.shape[0] ** 2 if self.kernel and self.centred else None
-        # LAPACK's posv (potrf then potrs), which scipy.linalg.solve(assume_a="pos") calls in Ridge. Not
-        # positive definite: the caller's plain fit does what sklearn does.
-        factor, info = lapack.dpotrf(A, overwrite_a=True)
-        if info != 0:
-            raise LinAlgError(f"dpotrf: info={info}")
-        rcond = _rcond(factor, norm) if deflated is None else _rcond(*_factor_and_norm(deflated))
-        if rcond >= _RCOND_REGROUP:
-            # test A^-1 rhs with A^-1 applied to the n_test test rows instead of the k columns: the same
-            # product grouped the other way (in the dual, without forming coef), whose rounding differs
-            # by about eps / rcond.
-            solution, info = lapack.dpotrs(factor, self.test.T)
-            predictions = solution.T @ rhs
-        else:  # ill-conditioned: sklearn's grouping, the coefficients first
-            solution, info = lapack.dpotrs(factor, rhs)
-            predictions = self.X_test @ (self.X.T @ solution) if self.kernel else self.X_test @ solution
-        if info != 0:
-            raise LinAlgError(f"dpotrs: info={info}")
-        return predictions + offset
+    def _predict_from(self, solution: np.ndarray) -> np.ndarray:
+        return self.X_test @ (self.X.T @ solution) if self.kernel else self.X_test @ solution
 
 
 def _factor_and_norm(A: np.ndarray) -> tuple[np.ndarray | None, float]:

@@ -118,16 +118,17 @@ def _predict_groups(estimator, candidates, groups, X_train, Y_train, X_test, col
             yield from ((c, None, 0.0) for c in indices)
             continue
         shared = (time.perf_counter() - start) / len(indices)
+        keys = [_path_key(f) for f in finals]
         paths: dict = {}  # the finals that differ only in alpha share a path (built at the first of them)
-        for c, final in zip(indices, finals):
+        for c, final, key in zip(indices, finals, keys):
             start = time.perf_counter()
             cols = None if columns is None else columns[c]
-            key = _path_key(final)
-            if key is not None and key not in paths:
-                paths[key] = CholeskyPath.for_models([f for f in finals if _path_key(f) == key], Xt_train, Y_train,
-                                                     Xt_test)
-            path = paths.get(key)
             try:
+                if key is not None and key not in paths:
+                    paths[key] = None  # if building it fails, each of them is fitted on its own
+                    paths[key] = CholeskyPath.for_models([f for f, k in zip(finals, keys) if k == key], Xt_train,
+                                                         Y_train, Xt_test)
+                path = paths.get(key)
                 if path is not None:
                     predictions = path.predict(final.alpha, cols)
                 else:

@@ -15,10 +15,10 @@ dask-kubernetes, dask-gateway, ...).
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 import socket
 import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..tasks import run_task
@@ -216,36 +216,28 @@ class DaskBackend(Backend):
                 progress: Progress) -> dict[str, TaskOutcome]:
         from distributed import Client
 
-        cluster = None
-        threads = self.threads_per_task
         if self.slurm is not None:
-            cluster, threads = self._slurm_cluster(workdir)
-            try:
-                client = Client(cluster, set_as_default=False)
-            except BaseException:
-                cluster.close()  # cancels its SLURM jobs
-                raise
-        elif self.client is not None:
-            client = self.client
-        elif self.scheduler_address is not None:
+            return self._execute_on_own_cluster(*self._slurm_cluster(workdir), workdir, tasks, progress)
+        if self.scheduler_address is None and self.client is None:
+            with _environ_kept():
+                return self._execute_on_own_cluster(*self._local_cluster(), workdir, tasks, progress)
+        client = self.client
+        if client is None:
             try:
                 client = Client(self.scheduler_address, set_as_default=False)
             except OSError as e:
                 raise ConnectionError(f"scheduler_address: cannot reach a Dask scheduler at "
                                       f"{self.scheduler_address}: {e}") from e
-        else:
-            with _environ_kept():
-                return self._execute_on_local_cluster(workdir, tasks, progress)
-        return self._execute_with(client, cluster, workdir, tasks, progress, threads)
+        return self._execute_with(client, None, workdir, tasks, progress, self.threads_per_task)
 
-    def _execute_on_local_cluster(self, workdir: Path, tasks: list[Task], progress: Progress):
+    def _execute_on_own_cluster(self, cluster, threads: int, workdir: Path, tasks: list[Task], progress: Progress):
+        """On a cluster this run started (a LocalCluster, a SLURMCluster): it ends with the run."""
         from distributed import Client
 
-        cluster, threads = self._local_cluster()
         try:
             client = Client(cluster, set_as_default=False)
         except BaseException:
-            cluster.close()
+            cluster.close()  # a SLURMCluster's close cancels its jobs
             raise
         return self._execute_with(client, cluster, workdir, tasks, progress, threads)
 

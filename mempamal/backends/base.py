@@ -7,9 +7,11 @@ a dependency that is not among them is already complete.
 from __future__ import annotations
 
 import abc
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from ..exceptions import WorkflowError
 from ..workdir.status import DONE, FAILED, NOT_RUN, Status
@@ -264,3 +266,17 @@ class Backend(abc.ABC):
         (a job failed, timed out or was cancelled): task name to a message naming its log."""
         return {}
 
+
+@contextmanager
+def environ_kept(keys: Iterable[str]) -> Iterator[None]:
+    """Give environment variables ``keys`` back their values (or their absence) on exit: for the
+    libraries a back-end drives that write into this process's ``os.environ`` for good."""
+    before = {key: os.environ.get(key) for key in keys}
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -18,13 +18,12 @@ import os
 import socket
 import threading
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..tasks import run_task
 from ..workdir.layout import LOG_DIR, WORKFLOW, TaskId
 from ..workdir.workflow import Task, Workflow, is_complete, thread_limits
-from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome
+from .base import DONE, FAILED, NOT_RUN, Backend, Option, TaskOutcome, environ_kept
 from .progress import Progress
 
 _INSTALL_HINT = "the dask back-end needs Dask's distributed scheduler: pip install mempamal[dask]"
@@ -65,24 +64,14 @@ def _check_distributed() -> None:
         raise ImportError(_INSTALL_HINT) from e
 
 
-@contextmanager
-def _environ_kept():
-    """Leave the caller's environment as it was: a LocalCluster's nannies write their pre-spawn
-    environment (``OMP_NUM_THREADS=1``... from ``distributed.nanny.pre-spawn-environ``) into this
-    process's ``os.environ`` for good when they spawn workers, so every process started afterwards
-    (another back-end's workers, a test SLURM counting its cores with nproc) would inherit it."""
+def _nanny_environ() -> set[str]:
+    """What a LocalCluster's nannies write into this process's ``os.environ`` for good when they spawn
+    workers (``OMP_NUM_THREADS=1``... from ``distributed.nanny.pre-spawn-environ``): every process
+    started afterwards (another back-end's workers, a test SLURM counting its cores with nproc) would
+    inherit it."""
     import dask
 
-    keys = set(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}) | {"PYTHONHASHSEED"}
-    before = {k: os.environ.get(k) for k in keys}
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return set(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}) | {"PYTHONHASHSEED"}
 
 
 class DaskBackend(Backend):
@@ -219,7 +208,7 @@ class DaskBackend(Backend):
         if self.slurm is not None:
             return self._execute_on_own_cluster(*self._slurm_cluster(workdir), workdir, tasks, progress)
         if self.scheduler_address is None and self.client is None:
-            with _environ_kept():
+            with environ_kept(_nanny_environ()):
                 return self._execute_on_own_cluster(*self._local_cluster(), workdir, tasks, progress)
         client = self.client
         if client is None:

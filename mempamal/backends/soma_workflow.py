@@ -35,7 +35,7 @@ from ..workdir.batches import Batch, check_batch_options, plan_batches
 from ..workdir.workflow import Task, Workflow
 from ._soma_engine import batch_outcomes, brisk_engine_loop, end_light_mode_scheduler
 from ._soma_remote import fetch_logs, send_workdir, tunnel_on_loopback
-from .base import NOT_RUN, Backend, Option, TaskOutcome
+from .base import NOT_RUN, Backend, Option, TaskOutcome, environ_kept
 from .progress import Progress
 
 __all__ = ["SomaWorkflowBackend", "to_soma_workflow"]
@@ -286,21 +286,16 @@ class SomaWorkflowBackend(Backend):
 
         if options["resource_id"] is not None or options["config"] is not None:
             tunnel_on_loopback()
-        # Isolated light mode points SOMA_WORKFLOW_CONFIG at its directory for good: restore it.
-        saved = os.environ.get("SOMA_WORKFLOW_CONFIG")
         chatter = io.StringIO()
         try:
-            # Its chatter would garble the progress bar; it explains a failed connection, though.
-            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter), brisk_engine_loop():
+            # Isolated light mode points SOMA_WORKFLOW_CONFIG at its directory for good: restored. Its
+            # chatter would garble the progress bar; it explains a failed connection, though.
+            with environ_kept(["SOMA_WORKFLOW_CONFIG"]), contextlib.redirect_stdout(chatter), \
+                    contextlib.redirect_stderr(chatter), brisk_engine_loop():
                 return WorkflowController(**options)
         except ConnectionError as e:
             raise ConnectionError(f"{e}\nSoma-Workflow's output while connecting:\n{chatter.getvalue()[-3000:]}") \
                 from e
-        finally:
-            if saved is None:
-                os.environ.pop("SOMA_WORKFLOW_CONFIG", None)
-            else:
-                os.environ["SOMA_WORKFLOW_CONFIG"] = saved
 
     def _put_sacct_wrapper_on_path(self, scratch: Path) -> None:
         """The sacct wrapper first on PATH for this run when asked, or when this machine's sacct is too old.
